@@ -6,7 +6,7 @@
 
 Cell tags: '# %% tags=["parameters"]' keeps papermill's parameters tag.
 """
-import json, re, sys
+import json, re, sys, hashlib
 from pathlib import Path
 
 HDR = re.compile(r'^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$')
@@ -29,7 +29,8 @@ def py2nb(src, dst):
         if not ls: continue
         src_ = '\n'.join(ls)
         meta = {'tags': c['tags']} if c['tags'] else {}
-        cell = dict(cell_type='markdown' if c['md'] else 'code', metadata=meta, source=src_)
+        cid = hashlib.sha1(f'{len(out)}:{src_}'.encode()).hexdigest()[:8]  # stable ids keep exports deterministic
+        cell = dict(cell_type='markdown' if c['md'] else 'code', id=cid, metadata=meta, source=src_)
         if not c['md']: cell.update(execution_count=None, outputs=[])
         out.append(cell)
     nb = dict(cells=out, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
