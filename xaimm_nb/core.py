@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['IN_TEST', 'set_seed', 'get_device', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_state',
-           'load_state', 'ConfigError', 'from_dict', 'to_dict', 'apply_overrides', 'load_config', 'git_commit',
-           'package_versions', 'RunDir']
+__all__ = ['IN_TEST', 'set_seed', 'get_device', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig',
+           'save_state', 'load_state', 'ConfigError', 'from_dict', 'to_dict', 'apply_overrides', 'load_config',
+           'git_commit', 'package_versions', 'RunDir']
 
 # %% ../nbs/00_core.ipynb #7a6df8e3
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while `nbdev-test` runs a notebook: shrink the work
@@ -92,7 +92,15 @@ def save_yaml(path, d:dict):
     "Atomically write a dict as YAML (key order kept)."
     return atomic_write(path, yaml.safe_dump(d, sort_keys=False))
 
-# %% ../nbs/00_core.ipynb #d3629d90
+# %% ../nbs/00_core.ipynb #6ed58178
+def save_fig(fig, path, dpi:int=100, close:bool=True):
+    "Save a matplotlib figure atomically (PNG/SVG/PDF by extension) and close it."
+    import io, matplotlib.pyplot as plt
+    buf = io.BytesIO(); fig.savefig(buf, format=Path(path).suffix[1:] or 'png', dpi=dpi, bbox_inches='tight')
+    if close: plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+# %% ../nbs/00_core.ipynb #54a4922f
 def save_state(path, state:dict):
     "Atomically save a state dict (or a dict of state dicts and plain values)."
     import io
@@ -111,7 +119,7 @@ def load_state(path, map_location='cpu'):
     if not isinstance(sd, dict): raise ValueError(f"{path}: contains a {type(sd).__name__}, not a state dict; save `model.state_dict()` instead of the model")
     return sd
 
-# %% ../nbs/00_core.ipynb #dc0acf79
+# %% ../nbs/00_core.ipynb #28784873
 class ConfigError(ValueError):
     "A configuration value or key is invalid."
 
@@ -176,7 +184,7 @@ def to_dict(cfg)->dict:
         return o
     return conv(asdict(cfg))
 
-# %% ../nbs/00_core.ipynb #436176da
+# %% ../nbs/00_core.ipynb #87863396
 def apply_overrides(d:dict, overrides=()):
     "Apply `key.sub=value` overrides (values parsed as YAML) to a nested dict; returns a new dict."
     import copy
@@ -199,7 +207,7 @@ def load_config(cls, path=None, overrides=()):
     try: return from_dict(cls, apply_overrides(d, overrides))
     except ConfigError as e: raise ConfigError(f"{path}: {e}" if path else str(e)) from None
 
-# %% ../nbs/00_core.ipynb #b4086df1
+# %% ../nbs/00_core.ipynb #0f0725e8
 def git_commit(path='.'):
     "The current git commit of the repository containing `path`, or 'unknown'."
     try:
@@ -216,7 +224,7 @@ def package_versions(names=('xaimm_nb', 'torch', 'torchvision', 'fastai', 'timm'
         except PackageNotFoundError: out[n] = None
     return out
 
-# %% ../nbs/00_core.ipynb #ed5169f0
+# %% ../nbs/00_core.ipynb #525730f3
 class RunDir:
     "A run's folder: `config.yaml`, `meta.json`, `models/`, `results/`, `visualizations/`."
     def __init__(self, path, config=None, seed=None, device=None):
