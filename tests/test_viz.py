@@ -1,0 +1,90 @@
+"Edge cases of xaimm_nb.viz: image conversions, overlays, token strips, grids, atomic PNG saving and the widget explorer."
+import os
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1'); os.environ.setdefault('MPLBACKEND', 'Agg')
+import numpy as np, pytest, torch, torch.nn as nn
+import matplotlib.pyplot as plt
+from PIL import Image
+from xaimm_nb.explain.core import Explanation
+from xaimm_nb.viz import to_rgb, overlay, show_overlays, token_strip, token_strip_png, explanation_grid, Explorer, save_fig
+
+
+class Toy(nn.Module):
+    "Multimodal stand-in: class-1 logit = mean of the top-right quarter + (token 7 attended)."
+    def __init__(self):
+        super().__init__()
+        self.image_encoder, self.text_encoder = nn.Conv2d(3, 1, 1), nn.Module()
+        self.text_encoder.embeddings = nn.Embedding(10, 1)
+        with torch.no_grad(): self.text_encoder.embeddings.weight.copy_((torch.arange(10) == 7).float()[:, None])
+    def forward(self, images, input_ids, attention_mask):
+        l = self.image_encoder(images)[:, 0, :8, 8:].mean((1, 2)) + (self.text_encoder.embeddings(input_ids)[..., 0] * attention_mask).sum(1)
+        return torch.stack([torch.zeros_like(l), l, -l], 1)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.tensor([[2, 4, 7, 3, 0], [2, 7, 5, 6, 3]])
+    return dict(images=torch.randn(2, 3, 16, 16, generator=g), input_ids=ids, attention_mask=(ids > 0).long(),
+                raw=torch.randint(0, 255, (2, 16, 16, 3), generator=g, dtype=torch.uint8), y=torch.tensor([1, 0]),
+                tokens=[['[CLS]', 'a', 'red', '[SEP]', '[PAD]'], ['[CLS]', 'red', 'cube', 'on', '[SEP]']])
+
+
+def test_to_rgb():
+    u = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    assert to_rgb(u) is u
+    assert to_rgb(torch.ones(3, 4, 5)).shape == (4, 5, 3) and (to_rgb(torch.ones(3, 4, 5)) == 255).all()  # CHW in [0,1]
+    x = to_rgb(torch.tensor([[-2., 2.]]))  # gray, out of [0,1]: min-max scaled
+    assert x.shape == (1, 2, 3) and x[0, 0, 0] == 0 and x[0, 1, 0] == 255
+    with pytest.raises(ValueError, match='image has shape'): to_rgb(np.zeros((2, 2, 5)))
+
+
+def test_overlay():
+    img = np.full((8, 8, 3), 100, np.uint8)
+    assert (overlay(img, np.ones((8, 8)), alpha=0) == img).all()
+    full = overlay(img, np.arange(64.).reshape(8, 8), alpha=1, cmap='gray')
+    assert full[0, 0, 0] == 0 and full[7, 7, 0] == 255  # min-max scaled map
+    assert overlay(img, torch.rand(2, 2)).shape == (8, 8, 3)  # upsampled
+    with pytest.raises(ValueError, match='alpha=2'): overlay(img, np.ones((8, 8)), alpha=2)
+    fig = show_overlays(torch.randint(0, 255, (5, 8, 8, 3), dtype=torch.uint8), torch.rand(5, 8, 8), ncols=3, titles=list('abcde'))
+    assert len(fig.axes) == 6; plt.close(fig)
+    with pytest.raises(ValueError, match='3 images but 2 maps'): show_overlays(np.zeros((3, 8, 8, 3), np.uint8), np.zeros((2, 8, 8)))
+
+
+def test_token_strip():
+    h = token_strip(['a', '<b>', 'c', '[PAD]'], torch.tensor([0., 2., 1., 5.]), mask=[1, 1, 1, 0]).data
+    assert h.count('<span') == 3 and '&lt;b&gt;' in h and '[PAD]' not in h
+    assert 'title="2"' in h and 'rgb(255, 255, 255)' not in h.split('&lt;b&gt;')[0][-200:]  # the top token is coloured
+    assert token_strip(['a'], [0.]).data.count('<span') == 1  # all-zero scores: no division by zero
+
+
+def test_token_strip_png_and_save_fig(tmp_path):
+    p = token_strip_png(['w%d' % i for i in range(40)], np.linspace(0, 1, 40), tmp_path / 'sub' / 's.png')
+    assert Image.open(p).format == 'PNG' and not list((tmp_path / 'sub').glob('*.tmp'))
+    fig = plt.figure(figsize=(1, 1)); save_fig(fig, tmp_path / 'f.png', dpi=20)
+    assert Image.open(tmp_path / 'f.png').size[0] <= 30
+
+
+def test_explanation_grid(batch):
+    e1 = Explanation(image=torch.rand(2, 16, 16), text=torch.rand(2, 5), method='a')
+    e2 = Explanation(image=torch.rand(2, 4, 4), method='b')  # low-res map, no token scores
+    e3 = Explanation(text=torch.rand(2, 5), method='c')  # text only
+    fig = explanation_grid(batch, dict(a=e1, b=e2, c=e3), n=5)
+    assert len(fig.axes) == 2 * 4 + 2 * 2; plt.close(fig)
+    no_tokens = {k: v for k, v in batch.items() if k not in ('tokens', 'raw')}
+    plt.close(explanation_grid(no_tokens, dict(a=e1), n=1))  # token ids as labels, normalised images as base
+    with pytest.raises(ValueError, match='explanations is empty'): explanation_grid(batch, {})
+
+
+def test_explorer_updates_and_caches(batch):
+    x = Explorer(Toy().eval(), batch, methods=('saliency', 'lime'), opts=dict(lime=dict(segmentation='grid', num_samples=16, hide_color=0.)))
+    assert list(x.cache) == [(0, 'saliency', 'pred')] and x.image.value[:4] == b'\x89PNG'
+    assert x.strip.value.count('<span') == 4  # sample 0 has 4 attended tokens
+    assert [o[1] for o in x.target.options] == ['pred', 0, 1, 2]
+    s0, png0 = x.strip.value, x.image.value
+    x.sample.value = 1
+    assert (1, 'saliency', 'pred') in x.cache and x.strip.value != s0 and x.image.value != png0
+    x.method.value, x.target.value = 'lime', 2
+    assert int(x.cache[1, 'lime', 2].target[0]) == 2 and 'lime' in x.info.value
+    n = len(x.cache); x.method.value = 'saliency'; x.target.value = 'pred'
+    assert len(x.cache) == n + 1  # (1, 'saliency', 2) new, (1, 'saliency', 'pred') cached
+    assert 'application/vnd.jupyter.widget-view+json' in x._repr_mimebundle_()
