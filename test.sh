@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh || { echo "0 passed, 1 failed"; exit 1; }
+set +e  # venv.sh runs with -e; from here on every step is counted, not fatal
 log="$(mktemp -d)"; fail=0
 
 echo "== nbdev-export sync check"
@@ -14,11 +15,17 @@ if ! diff -r -q -x __pycache__ "$tmp/xaimm_nb" xaimm_nb >"$log/sync" 2>&1; then
 fi
 sync_failed=$fail
 
-echo "== notebooks (nbdev-test)"
-nbdev-test --n-workers "${XAIMM_TEST_WORKERS:-2}" --do-print --timing 2>&1 | tee "$log/nb"
-nb_started=$(grep -c '^Starting ' "$log/nb" || true)
-nb_passed=$(grep -c '^- Completed ' "$log/nb" || true)
-nb_failed=$((nb_started - nb_passed))
+echo "== notebooks (nbdev-test, one fresh process per notebook, ${XAIMM_TEST_WORKERS:-2} at a time)"
+# A fresh process per notebook: nbdev-test's reused workers leak global state between notebooks
+# (e.g. fastai's Tensor.__array_eq__ patch changes fastcore's test_eq for notebooks that never import fastai).
+mkdir -p "$log/nbs"
+find nbs -name '*.ipynb' -not -path '*/.*' -not -path '*/_*' -not -name '_*' | sort | \
+  xargs -P "${XAIMM_TEST_WORKERS:-2}" -I{} sh -c 'f="{}"; n=$(basename "$f" .ipynb); s=$(date +%s);
+    if nbdev-test "$f" >"'"$log"'/nbs/$n.out" 2>&1; then r=PASS; else r=FAIL; fi;
+    echo "$r $f ($(( $(date +%s) - s )) s)"; echo $r >"'"$log"'/nbs/$n.rc"'
+for f in "$log"/nbs/*.rc; do grep -q FAIL "$f" && { echo "---- $(basename "$f" .rc)"; tail -40 "${f%.rc}.out"; }; done
+nb_passed=$(grep -l PASS "$log"/nbs/*.rc 2>/dev/null | wc -l)
+nb_failed=$(grep -l FAIL "$log"/nbs/*.rc 2>/dev/null | wc -l)
 
 echo "== pytest tests/"
 python -m pytest tests -q -p no:cacheprovider 2>&1 | tee "$log/py"; prc=${PIPESTATUS[0]}

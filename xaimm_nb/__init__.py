@@ -1,1 +1,10 @@
+"""Explainable, fairness-aware multimodal (image + text) deep learning, notebook-first
+
+Modules:
+
+- `xaimm_nb.data.core`: Multimodal datasets and fastai `DataLoaders`: tokenisation with word-level ground truth, resizing and normalisation, batches for explanations, stratified splits.
+- `xaimm_nb.data.synth`: SynthMM: a seeded, procedurally drawn image + caption benchmark with a protected attribute, a spurious artefact and ground-truth masks; numpy and PIL only.
+- `xaimm_nb.explain.lime`: LIME for multimodal classifiers: superpixels and caption tokens switched off together, batched model calls, one kernel-weighted ridge surrogate, seeded end to end.
+- `xaimm_nb.metrics.gen`: Metrics for generated images: FID and KID on pluggable features, SSIM, memorisation and diversity checks, fairness discrepancy, conditional accuracy."""
+
 __version__ = "0.0.1"

@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import ConfigError, load_yaml, apply_overrides
 
 # %% auto #0
-__all__ = ['command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd', 'run_cmd']
+__all__ = ['command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd', 'train_cmd', 'run_cmd']
 
 # %% ../nbs/14_cli.ipynb #8cb26e7a
 _COMMANDS = {}
@@ -65,7 +65,7 @@ def main(argv=None):
         print(f"xaimm {args.cmd}: {kind}: {msg}\n(run with --debug for the full traceback)", file=sys.stderr)
         return 2 if isinstance(e, (ConfigError, FileNotFoundError, ValueError, TypeError)) else 1
 
-# %% ../nbs/14_cli.ipynb #857c9783
+# %% ../nbs/14_cli.ipynb #92d106ea
 @command('synth', 'Generate SynthMM samples: a picture grid and a dataset summary into a run directory.')
 def synth_cmd(args):
     from xaimm_nb.pipeline import run_pipeline
@@ -75,6 +75,13 @@ def _run_args(p):
     _config_args(p)
     p.add_argument('--stages', nargs='*', default=None, help='run only these stages (default: the config\'s `stages`)')
     p.add_argument('--fresh', action='store_true', help='ignore finished stages and start again')
+
+@command('train', 'Train and evaluate the multimodal classifier of the config (resumes from models/last.pt).')
+def train_cmd(args):
+    from xaimm_nb.pipeline import run_pipeline
+    out = out_dir(args, 'train')
+    run_pipeline(read_config(args), out, stages=['classifier'], resume=False)
+    print(f"done: {out}/results/metrics.json")
 
 @command('run', 'The full pipeline of the config (classifier, WGAN, explanations, fairness loop) into one run directory.')
 def run_cmd(args):

@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import (RunDir, ConfigError, from_dict, load_json, save_json, set_seed, get_device, save_fig, IN_TEST)
 
 # %% auto #0
-__all__ = ['stage', 'RunConfig', 'parse_config', 'section', 'run_pipeline', 'synth_stage']
+__all__ = ['stage', 'RunConfig', 'parse_config', 'section', 'run_pipeline', 'synth_stage', 'classifier_stage']
 
 # %% ../nbs/13_pipeline.ipynb #43fb2f14
 _STAGES = {}
@@ -51,7 +51,7 @@ def section(cfg:RunConfig, name, cls):
     "The validated dataclass for config section `name`."
     return from_dict(cls, getattr(cfg, name), name)
 
-# %% ../nbs/13_pipeline.ipynb #b40b10ba
+# %% ../nbs/13_pipeline.ipynb #b6be8a65
 def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
     "Run the configured stages into run directory `out`; finished stages are skipped when `resume`."
     cfg = parse_config(d, stages)
@@ -62,8 +62,10 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
     for s in cfg.stages:
         if s in done: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
         log(f"[{s}] running"); set_seed(cfg.seed); t = time.time()
-        metrics[s] = _STAGES[s][0](cfg, run)
-        done[s] = time.time() - t
+        out = _STAGES[s][0](cfg, run)
+        # stages may write their own keys into metrics.json (e.g. training history): merge, don't overwrite
+        metrics = load_json(run.results/'metrics.json') if (run.results/'metrics.json').exists() else metrics
+        metrics[s] = out; done[s] = time.time() - t
         save_json(run.results/'metrics.json', metrics); save_json(run.results/'stages.json', done)
         log(f"[{s}] finished in {done[s]:.0f} s")
     run.finish(stage_seconds=done)
@@ -85,3 +87,16 @@ def synth_stage(cfg, run):
     save_json(run.results/'synth_summary.json', summ.reset_index(names='split').to_dict('records'))
     return {'n_train': int(summ.loc['train', 'n']), 'rho_ys_train': float(summ.loc['train', 'rho_ys']),
             'rho_ya_train': float(summ.loc['train', 'rho_ya'])}
+
+# %% ../nbs/13_pipeline.ipynb #f9434c34
+def _classifier_sections():
+    from xaimm_nb.models.fusion import ModelConfig
+    from xaimm_nb.train import TrainConfig
+    return ModelConfig, TrainConfig
+
+@stage('classifier', data=_synth_cfg, model=lambda: _classifier_sections()[0], train=lambda: _classifier_sections()[1])
+def classifier_stage(cfg, run):
+    "Train and evaluate the multimodal classifier (test and conflict splits): `models/`, confusion matrices, predictions."
+    from xaimm_nb.train import train_classifier
+    from xaimm_nb.core import to_dict
+    return train_classifier(to_dict(cfg), run)
