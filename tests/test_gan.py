@@ -41,7 +41,7 @@ def test_attention_is_identity_at_init():
     torch.manual_seed(0); G = Generator(3, z_dim=16, dim=8).eval()
     z, y = torch.randn(4, 16), torch.arange(4) % 3
     out = G(z, y)
-    G.net = nn.Sequential(*[m for m in G.net if not isinstance(m, PAM)])
+    for b in G.blocks: b.attn = nn.Identity()
     torch.testing.assert_close(G(z, y), out)
 
 def test_gan_data_errors_and_resize():
@@ -108,7 +108,7 @@ def test_bias_loss_known_answers_and_gradient():
     with pytest.raises(ValueError, match='labels'): bias_loss(attr, fake, per)
     l = bias_loss(attr, fake, torch.tensor([1., 0.]))
     l.backward()
-    assert l > 0 and all(q.grad is not None and q.grad.abs().sum() > 0 for q in (G.fc[0].weight, G.net[1].weight))
+    assert l > 0 and all(q.grad is not None and q.grad.abs().sum() > 0 for q in (G.fc[0].weight, G.blocks[0].conv.weight, G.blocks[0].bn.emb.weight))
     assert all(q.grad is None for q in attr.parameters())
 
 def test_attribute_target_shapes():

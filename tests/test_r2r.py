@@ -168,9 +168,9 @@ def test_take_rows():
     assert t['images'].shape[0] == 2 and t['masks']['artefact'].shape == (2, 16, 16) and t['captions'] == ['c2', 'c5']
 
 def test_evaluate_nan_conventions(mm):
-    e = evaluate(mm, [batch(art=0, seed=1)])
+    e = evaluate_split(mm, [batch(art=0, seed=1)])
     assert math.isnan(e['art_rel']) and 0 <= e['acc'] <= 1
-    e = evaluate(mm, [batch(art=1, seed=1)], artefact_class=0)
+    e = evaluate_split(mm, [batch(art=1, seed=1)], artefact_class=0)
     assert 0 <= e['art_rel'] <= 1 and set(e) == {'acc', 'delta_bias', 'delta_bias_s', 'art_rel'}
 
 def test_reveal_layer_and_cav(mm):

@@ -19,9 +19,10 @@ from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_div
                                   conditional_accuracy)
 
 # %% auto #0
-__all__ = ['GAN_SIZES', 'gan_data', 'Generator', 'Critic', 'gradient_penalty', 'SynthClassifier', 'AttributeClassifier',
-           'train_synth_classifier', 'train_attribute_classifier', 'attribute_target', 'bias_loss', 'generate',
-           'sample_grid', 'evaluate_gan', 'WGANConfig', 'train_wgan', 'plot_history', 'train_wgan_from_config']
+__all__ = ['GAN_SIZES', 'gan_data', 'CondBN', 'UpBlock', 'Generator', 'Critic', 'gradient_penalty', 'SynthClassifier',
+           'AttributeClassifier', 'train_synth_classifier', 'train_attribute_classifier', 'attribute_target',
+           'bias_loss', 'generate', 'sample_grid', 'evaluate_gan', 'WGANConfig', 'train_wgan', 'plot_history',
+           'train_wgan_from_config']
 
 # %% ../nbs/07_gan.ipynb #8b12b173
 def gan_data(data, # `SynthMM.arrays()` dict (images uint8 [N,S,S,3], visual, s), a SynthMM split, or a `gan_data` result
@@ -40,7 +41,7 @@ def gan_data(data, # `SynthMM.arrays()` dict (images uint8 [N,S,S,3], visual, s)
     if not len(x) == len(y) == len(s): raise ValueError(f"data: {len(x)} images but {len(y)} visual and {len(s)} s labels")
     return dict(images=x.float(), visual=y, s=s)
 
-# %% ../nbs/07_gan.ipynb #4b8ae1a4
+# %% ../nbs/07_gan.ipynb #9d14e0df
 GAN_SIZES = (32, 64)
 
 def _n_blocks(img_size):
@@ -48,6 +49,24 @@ def _n_blocks(img_size):
         raise ValueError(f"img_size={img_size!r}: unsupported; the WGAN has {GAN_SIZES[0]}x{GAN_SIZES[0]} and "
                          f"{GAN_SIZES[1]}x{GAN_SIZES[1]} configurations (resize the data with gan_data(data, size))")
     return int(math.log2(img_size // 4))
+
+class CondBN(nn.Module):
+    "BatchNorm whose gain and bias are looked up per class (conditional BN, as in the conditional WGAN-GP reference code)."
+    def __init__(self, c:int, n_classes:int):
+        super().__init__()
+        self.bn, self.emb = nn.BatchNorm2d(c, affine=False), nn.Embedding(n_classes, 2*c)
+        nn.init.ones_(self.emb.weight[:, :c]); nn.init.zeros_(self.emb.weight[:, c:])
+    def forward(self, x, y):
+        g, b = self.emb(y)[:, :, None, None].chunk(2, 1)
+        return self.bn(x) * g + b
+
+class UpBlock(nn.Module):
+    "Nearest ×2 upsampling → 3×3 conv → conditional BN → ReLU (→ self-attention)."
+    def __init__(self, ci:int, co:int, n_classes:int, attn:bool=False):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(ci, co, 3, padding=1, bias=False), CondBN(co, n_classes)
+        self.attn = PAM(co) if attn else nn.Identity()
+    def forward(self, x, y): return self.attn(F.relu(self.bn(self.conv(F.interpolate(x, scale_factor=2.)), y)))
 
 class Generator(nn.Module):
     "Class-conditional generator: z ‖ one-hot(y) → 4×4 map → upsampling conv blocks (self-attention at 16×16) → tanh image."
@@ -61,13 +80,12 @@ class Generator(nn.Module):
         self.n_classes, self.z_dim, self.img_size = n_classes, z_dim, img_size
         c = [max(8, int(dim * 2.**(2 - i))) for i in range(n + 1)]
         self.fc = nn.Sequential(nn.Linear(z_dim + n_classes, 16*c[0], bias=False), nn.BatchNorm1d(16*c[0]), nn.ReLU())
-        ls = []
-        for i in range(n):
-            ls += [nn.Upsample(scale_factor=2), nn.Conv2d(c[i], c[i+1], 3, padding=1, bias=False), nn.BatchNorm2d(c[i+1]), nn.ReLU()]
-            if attn and 8 * 2**i == 16: ls.append(PAM(c[i+1]))
-        self.net = nn.Sequential(*ls, nn.Conv2d(c[-1], 3, 3, padding=1), nn.Tanh())
+        self.blocks = nn.ModuleList(UpBlock(c[i], c[i+1], n_classes, attn and 8 * 2**i == 16) for i in range(n))
+        self.out = nn.Sequential(nn.Conv2d(c[-1], 3, 3, padding=1), nn.Tanh())
     def forward(self, z, y):
-        return self.net(self.fc(torch.cat([z, F.one_hot(y, self.n_classes).float()], 1)).view(len(z), -1, 4, 4))
+        h = self.fc(torch.cat([z, F.one_hot(y, self.n_classes).float()], 1)).view(len(z), -1, 4, 4)
+        for b in self.blocks: h = b(h, y)
+        return self.out(h)
 
 # %% ../nbs/07_gan.ipynb #2885db53
 class Critic(nn.Module):

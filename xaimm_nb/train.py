@@ -223,11 +223,11 @@ def evaluate(model:nn.Module, # the classifier
     z, y, s = predict(model, data, bs)
     return dict(n=len(y), **scores(z, y, s))
 
-# %% ../nbs/06_train.ipynb #d6b359a3
+# %% ../nbs/06_train.ipynb #59bd1a88
 @dataclass
 class TrainConfig:
     "The `train:` section of a run config."
-    epochs:int=6 # passes over the training split
+    epochs:int=5 # passes over the training split
     lr:float=2e-3 # peak learning rate of the one-cycle schedule
     wd:float=1e-2 # AdamW weight decay
     bs:int=64 # training batch size
@@ -249,7 +249,7 @@ class TrainConfig:
         for k in ('epochs', 'bs'):
             if getattr(self, k) < 1: raise ValueError(f"train.{k}={getattr(self, k)}: must be >= 1")
 
-# %% ../nbs/06_train.ipynb #569c36ab
+# %% ../nbs/06_train.ipynb #d68515e9
 def plot_confusion(cm:Tensor, classes, title=''):
     "Confusion matrix (rows: true, columns: predicted) with counts."
     K = len(cm)
@@ -312,4 +312,4 @@ def train_classifier(cfg, # run config: dict or dataclass with `data` (SynthConf
                best_epoch=cb.best_epoch, epochs=tc.epochs, fit_seconds=round(time.time() - t0, 1),
                n_params=sum(p.numel() for p in model.parameters()), n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
     mj.update(**out)
-    return out
+    return dict(out, history=mj.hist)

@@ -30,7 +30,8 @@ from ..train import mm_learner
 
 # %% auto #0
 __all__ = ['EVAL_SPLITS', 'METHODS', 'to_batches', 'activations', 'CAV', 'fit_cav', 'spray', 'spray_report', 'p_clarc',
-           'rr_clarc_loss', 'rrr_loss', 'finetune', 'evaluate', 'reveal', 'R2RConfig', 'r2r', 'plot_rounds', 'run_r2r']
+           'rr_clarc_loss', 'rrr_loss', 'finetune', 'evaluate_split', 'reveal', 'R2RConfig', 'r2r', 'plot_rounds',
+           'run_r2r']
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #40995f21
 EVAL_SPLITS = ('test', 'clean', 'conflict', 'attacked')
@@ -201,10 +202,10 @@ def finetune(model:nn.Module, # trained in place
     finally: model.eval()
     return hist
 
-# %% ../../nbs/10a_fairness.r2r.ipynb #94e6d6aa
+# %% ../../nbs/10a_fairness.r2r.ipynb #e0cf8240
 def _cat(batches, k): return torch.cat([b[k] for b in batches]).cpu()
 
-def evaluate(model:nn.Module, # the model to score
+def evaluate_split(model:nn.Module, # the model to score
              batches:list, # one split's batch dicts
              cavs=(), # P-ClArC CAVs active while scoring
              method:str='gradcampp', # explanation method for the artefact relevance
@@ -258,7 +259,7 @@ def reveal(model:nn.Module, # the model to inspect
     return dict(art_rel=R.nanmean().item(), extra=ex, spray=spray_report(sp['labels'], R, a),
                 cav=fit_cav(acts, a, y, cav_kind, name))
 
-# %% ../../nbs/10a_fairness.r2r.ipynb #847da9e1
+# %% ../../nbs/10a_fairness.r2r.ipynb #67741ba8
 METHODS = ('pclarc', 'rrclarc', 'rrr', 'finetune')
 
 @dataclass
@@ -320,7 +321,7 @@ def r2r(model:nn.Module, # the trained (biased) model; not modified
     "Reveal → revise → evaluate, iterated, for each method of `cfg.methods`; returns a JSON-ready dict."
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad: raise ValueError(f"methods: unknown revise method(s) {bad}; use any of {METHODS}")
-    ev = lambda m, cavs: {sp: evaluate(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in EVAL_SPLITS}
+    ev = lambda m, cavs: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in EVAL_SPLITS}
     rev = lambda m, cavs: reveal(m, data['reveal'], cavs, method=cfg.method, cls=cfg.artefact_class, cav_kind=cfg.cav, extra=cfg.extra, n_extra=cfg.n_extra, seed=cfg.seed)
     rv0 = rev(model, ())
     base = dict(round=0, eval=ev(model, ()), reveal=_summary(rv0))
