@@ -8,13 +8,9 @@ from xaimm_nb.explain.attention import (AttentionRecorder, attention_layers, rol
                                         co_attention, layer_index, _bar)
 from xaimm_nb.models.dual import CLIPAdapter, build_dual
 from xaimm_nb.models.fusion import build_model
+from _tiny import tiny_clip
 
 
-def tiny_clip(image_size=32, patch_size=8, layers=2):
-    t = dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=layers, num_attention_heads=2,
-             max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    v = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=layers, num_attention_heads=2, image_size=image_size, patch_size=patch_size)
-    return CLIPModel(CLIPConfig(text_config=t, vision_config=v, projection_dim=16)).eval()
 
 
 def clip_batch(n=3, size=32):

@@ -11,7 +11,8 @@ from pathlib import Path
 from .core import ConfigError, load_yaml, apply_overrides
 
 # %% auto #0
-__all__ = ['command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd', 'train_cmd', 'run_cmd']
+__all__ = ['explain_cmd', 'wgan_cmd', 'r2r_cmd', 'command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd',
+           'train_cmd', 'run_cmd', 'eval_cmd', 'ablate_cmd', 'sweep_cmd']
 
 # %% ../nbs/14_cli.ipynb #8cb26e7a
 _COMMANDS = {}
@@ -90,3 +91,99 @@ def run_cmd(args):
     m = run_pipeline(read_config(args), out, stages=args.stages, resume=not args.fresh)
     print(f"done: {out}/results/metrics.json")
 run_cmd.args = _run_args
+
+# %% ../nbs/14_cli.ipynb #380ad542
+def _stage_cmd(name, stages, what):
+    def fn(args):
+        from xaimm_nb.pipeline import run_pipeline
+        out = out_dir(args, name)
+        m = run_pipeline(read_config(args), out, stages=stages, resume=not args.fresh)
+        print(f"{what}: {out}/results/metrics.json")
+        return 0
+    fn.args = _fresh_args
+    return command(name, f"{what} (stages {', '.join(stages)}; resumable).")(fn)
+
+def _fresh_args(p):
+    _config_args(p)
+    p.add_argument('--fresh', action='store_true', help='ignore finished stages and start again')
+
+explain_cmd = _stage_cmd('explain', ['classifier', 'explain'], "Explain the config's classifier with every configured method and score the explanations")
+wgan_cmd = _stage_cmd('train-wgan', ['gan'], 'Train and evaluate the conditional attention WGAN-GP of the config')
+r2r_cmd = _stage_cmd('r2r', ['r2r'], 'Reveal-to-Revise on SynthMM with a spurious artefact: results/r2r.json and the per-round plot')
+
+# %% ../nbs/14_cli.ipynb #08a2d10a
+def _eval_args(p):
+    _config_args(p)
+    p.add_argument('--ckpt', required=True, help='state dict of the classifier (a run\'s models/best.pt)')
+    p.add_argument('--data', default='test', help='a SynthMM split name (test, conflict, ...) or a CSV file (default: %(default)s)')
+    p.add_argument('--bs', type=int, default=128, help='evaluation batch size (default: %(default)s)')
+
+@command('eval', 'Evaluate a saved classifier on a SynthMM split or a CSV: accuracy, macro-F1, worst-group accuracy, Δbias.')
+def eval_cmd(args):
+    import json
+    from xaimm_nb.core import from_dict, load_state, save_json
+    from xaimm_nb.data.synth import SynthConfig, SynthMM, SPLITS
+    from xaimm_nb.data.core import MMDataset, CSVSource, get_tokenizer
+    from xaimm_nb.models.fusion import ModelConfig
+    from xaimm_nb.train import TrainConfig, evaluate
+    d = read_config(args)
+    dc, mc, tc = (from_dict(c, d.get(k), k) for c, k in ((SynthConfig, 'data'), (ModelConfig, 'model'), (TrainConfig, 'train')))
+    ck = Path(args.ckpt)
+    if not ck.exists(): raise FileNotFoundError(f"--ckpt {ck}: no such file; pass a classifier state dict such as runs/default/models/best.pt")
+    if args.data in SPLITS: src, n_classes = SynthMM(dc, args.data), dc.n_classes
+    elif args.data.endswith(('.csv', '.tsv')):
+        if not Path(args.data).exists(): raise FileNotFoundError(f"--data {args.data}: no such CSV file; pass a SynthMM split ({', '.join(SPLITS)}) or a CSV path")
+        src = CSVSource(args.data); n_classes = len(src.classes)
+    else: raise ValueError(f"--data {args.data!r}: use a SynthMM split ({', '.join(SPLITS)}) or a .csv/.tsv file")
+    model = mc.build(n_classes, **({} if tc.size is None else dict(size=tc.size)))
+    st = load_state(ck)
+    st = st['model'] if isinstance(st, dict) and 'model' in st and 'opt' in st else st
+    try: model.load_state_dict(st)
+    except RuntimeError as e:
+        raise ValueError(f"--ckpt {ck} does not fit the model the config builds ({mc.preset} preset, fusion={mc.fusion}, mode={mc.mode}, "
+                         f"{n_classes} classes): {str(e).splitlines()[0]} — pass the config the checkpoint was trained with") from None
+    p = model.preset
+    r = evaluate(model.eval(), MMDataset(src, get_tokenizer(p['tokenizer'], pad_to='longest'), p['size'], p['mean'], p['std']), args.bs)
+    print(json.dumps(r, indent=1))
+    if args.out: save_json(Path(args.out)/'results'/f"eval_{Path(args.data).stem}.json", dict(ckpt=str(ck), data=args.data, **r))
+eval_cmd.args = _eval_args
+
+# %% ../nbs/14_cli.ipynb #ecb37c6f
+def _ablate_args(p):
+    _config_args(p)
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds of every ablation (default: 0 1 2)')
+    p.add_argument('--ablations', nargs='+', default=None, help='a subset of the ablations (default: all)')
+    p.add_argument('--stages', nargs='+', default=['synth', 'classifier', 'explain'], help='stages each run keeps (default: %(default)s)')
+
+@command('ablate', 'Every ablation (image-only, text-only, no fusion, no XAI, no bias feedback) x seed via papermill; mean ± std table.')
+def ablate_cmd(args):
+    from xaimm_nb.core import atomic_write, save_fig
+    from xaimm_nb.experiments import run_ablations, summarise, plot_ablations
+    out = out_dir(args, 'ablate')
+    df = run_ablations(read_config(args), seeds=tuple(args.seeds), ablations=args.ablations, out=out, stages=args.stages)
+    tab = summarise(df)
+    md = '| ' + ' | '.join([tab.index.name or ''] + list(map(str, tab.columns))) + ' |\n|' + '---|' * (len(tab.columns) + 1) + '\n'
+    md += ''.join('| ' + ' | '.join([str(i)] + [str(v) for v in r]) + ' |\n' for i, r in zip(tab.index, tab.to_numpy()))
+    atomic_write(out/'ablations.md', md); atomic_write(out/'ablations.csv', df.to_csv(index=False))
+    save_fig(plot_ablations(df), out/'ablations.png')
+    print(tab.to_string()); print(f"table: {out}/ablations.md, runs: {out}")
+    return 0 if (df['status'] == 'done').all() else 1
+ablate_cmd.args = _ablate_args
+
+def _sweep_args(p):
+    _config_args(p)
+    p.add_argument('--space', required=True, help='search space YAML (params, objectives), e.g. configs/sweep_tiny.yaml')
+    p.add_argument('--trials', type=int, default=20, help='completed trials the study should hold (default: %(default)s)')
+    p.add_argument('--storage', default=None, help='Optuna storage URL (default: sqlite:///<out>/sweep.db; any database URL for several machines)')
+    p.add_argument('--study', default=None, help='study name (default: the space file name)')
+
+@command('sweep', 'Optuna hyper-parameter search (multi-objective, SQLite or any database storage) over a YAML search space.')
+def sweep_cmd(args):
+    from xaimm_nb.experiments import sweep
+    out = out_dir(args, 'sweep')
+    out.mkdir(parents=True, exist_ok=True)
+    st = sweep(read_config(args), args.space, n_trials=args.trials, storage=args.storage or f"sqlite:///{out.resolve()}/sweep.db",
+               study_name=args.study or Path(args.space).stem, out=out)
+    best = st.best_trials
+    print(f"{len(st.trials)} trials; Pareto front: " + '; '.join(f"#{t.number} {t.values} {t.params}" for t in best))
+sweep_cmd.args = _sweep_args

@@ -16,16 +16,21 @@ from .core import _image_module, _rows
 # %% auto #0
 __all__ = ['saliency', 'smoothgrad', 'ig']
 
-# %% ../../nbs/08b_explain.grad.ipynb #b2b1f0a0
+# %% ../../nbs/08b_explain.grad.ipynb #4783075e
 def _inputs(model, b):
     "Clean images [B,3,H,W] and token embeddings [B,T,D] of batch `b` (None for a modality the model lacks)."
     x, m = (b['images'] if model_kind(model) != 'text' else None), embedding_module(model)
     with torch.no_grad(): e = None if m is None else m(b['input_ids']).detach()
     return x, e
 
+def _is_dual(model): return hasattr(model, 'image_blocks') and hasattr(model, 'text_blocks')
+
 def _target(model, b, target):
+    "Targets [B] and the clean outputs; a dual encoder is explained on its pairs (target 'pair': row i scores caption i)."
     with torch.no_grad(): y = model_call(model, b)
-    return resolve_target(y, target), y
+    if not _is_dual(model): return resolve_target(y, target), y
+    from xaimm_nb.explain.attention import _target as pair_target
+    return pair_target(model, y, target), y
 
 def _grads(model, b, s, t, img, emb):
     "Gradients of logit `t[r]` of each row r w.r.t. its image `img[r]` and token embeddings `emb[r]`; row r is sample `s[r]` of `b`."
@@ -34,7 +39,8 @@ def _grads(model, b, s, t, img, emb):
     with hooks(embedding_module(model), forward=lambda m, i, o: emb) if emb is not None else nullcontext():
         y = model_call(model, dict(images=img, **_rows(b, s)))
     ins = [v for v in (img, emb) if v is not None]
-    gs = iter(torch.autograd.grad(y.gather(1, t[:, None]).sum(), ins, allow_unused=True))
+    score = y.diagonal() if _is_dual(model) else y.gather(1, t[:, None])[:, 0]  # dual: row r's own caption, whatever the chunk
+    gs = iter(torch.autograd.grad(score.sum(), ins, allow_unused=True))
     return [None if v is None else next(gs) for v in (img, emb)]
 
 def _accumulate(model, b, t, n, point, ibs):
