@@ -166,9 +166,9 @@ def classifier_stage(cfg, run):
     from xaimm_nb.core import to_dict
     return train_classifier(to_dict(cfg), run)
 
-# %% ../nbs/13_pipeline.ipynb #8a26de2c
+# %% ../nbs/13_pipeline.ipynb #5e625d31
 def _default_methods():
-    return {'gradcampp': {}, 'scorecam': {}, 'smoothgrad': {'n': 16}, 'ig': {'n_steps': 16},
+    return {'gradcampp': {}, 'smoothgrad': {'n': 16}, 'ig': {'n_steps': 16},
             'lime': {'num_samples': 256, 'segmentation': 'slic'}, 'rollout': {}, 'chefer': {}}
 
 @dataclass

@@ -195,7 +195,7 @@ def mm_learner(dls:DataLoaders, # n_inp = 3: (images, input_ids, attention_mask)
     if not progress: learn.remove_cb(ProgressCallback); learn.logger = noop
     return learn
 
-# %% ../nbs/06_train.ipynb #89f6983d
+# %% ../nbs/06_train.ipynb #6389d741
 _KEYS = ('images', 'input_ids', 'attention_mask', 'y', 'protected')
 
 def _batches(data, bs):
@@ -223,7 +223,7 @@ def evaluate(model:nn.Module, # the classifier
     z, y, s = predict(model, data, bs)
     return dict(n=len(y), **scores(z, y, s))
 
-# %% ../nbs/06_train.ipynb #59bd1a88
+# %% ../nbs/06_train.ipynb #9081738b
 @dataclass
 class TrainConfig:
     "The `train:` section of a run config."
@@ -249,7 +249,7 @@ class TrainConfig:
         for k in ('epochs', 'bs'):
             if getattr(self, k) < 1: raise ValueError(f"train.{k}={getattr(self, k)}: must be >= 1")
 
-# %% ../nbs/06_train.ipynb #d68515e9
+# %% ../nbs/06_train.ipynb #e8c5dd3c
 def plot_confusion(cm:Tensor, classes, title=''):
     "Confusion matrix (rows: true, columns: predicted) with counts."
     K = len(cm)
