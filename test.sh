@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh || { echo "0 passed, 1 failed"; exit 1; }
 set +e  # venv.sh runs with -e; from here on every step is counted, not fatal
+# Two notebook workers share the machine's cores: one BLAS/OpenMP thread each avoids oversubscription.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 log="$(mktemp -d)"; fail=0
 
 echo "== nbdev-export sync check"

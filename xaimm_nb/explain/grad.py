@@ -16,7 +16,7 @@ from .core import _image_module, _rows
 # %% auto #0
 __all__ = ['saliency', 'smoothgrad', 'ig']
 
-# %% ../../nbs/08b_explain.grad.ipynb #4783075e
+# %% ../../nbs/08b_explain.grad.ipynb #c4995154
 def _inputs(model, b):
     "Clean images [B,3,H,W] and token embeddings [B,T,D] of batch `b` (None for a modality the model lacks)."
     x, m = (b['images'] if model_kind(model) != 'text' else None), embedding_module(model)
@@ -30,6 +30,7 @@ def _target(model, b, target):
     with torch.no_grad(): y = model_call(model, b)
     if not _is_dual(model): return resolve_target(y, target), y
     from xaimm_nb.explain.attention import _target as pair_target
+    if isinstance(target, Tensor) and torch.equal(target.cpu().long(), torch.arange(len(y))): target = 'pair'  # the pairs, as class indices
     return pair_target(model, y, target), y
 
 def _grads(model, b, s, t, img, emb):
