@@ -98,10 +98,10 @@ def split_timings(d):
         return [a for a, _ in parts], ([b for _, b in parts] if any(b for _, b in parts) else {})
     return d, {}
 
-# %% ../nbs/13_pipeline.ipynb #f79d1759
+# %% ../nbs/13_pipeline.ipynb #06b6d134
 def summary(metrics:dict)->dict:
     "Flat {name: value} of the headline metrics of the stages present in `metrics` (NaN entries, e.g. a text metric of an image-only method, left out)."
-    out = _Summary()
+    out = {}
     c = metrics.get('classifier')
     if c:
         for sp in ('test', 'conflict'):
@@ -125,11 +125,7 @@ def summary(metrics:dict)->dict:
         for k, v in r['base'].items(): out[f'r2r/base/{k}'] = v
         for m, d in r['methods'].items():
             for k, v in d['after'].items(): out[f'r2r/{m}/{k}'] = v
-    return dict(out)
-
-class _Summary(dict):
-    def __setitem__(self, k, v):
-        if not (isinstance(v, float) and v != v): super().__setitem__(k, v)
+    return {k: v for k, v in out.items() if not (isinstance(v, float) and v != v)}
 
 def summary_markdown(s:dict)->str:
     "`summary` as a two-column Markdown table."
