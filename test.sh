@@ -29,8 +29,8 @@ for f in "$log"/nbs/*.rc; do grep -q FAIL "$f" && { echo "---- $(basename "$f" .
 nb_passed=$(grep -l PASS "$log"/nbs/*.rc 2>/dev/null | wc -l)
 nb_failed=$(grep -l FAIL "$log"/nbs/*.rc 2>/dev/null | wc -l)
 
-echo "== pytest tests/"
-python -m pytest tests -q -p no:cacheprovider 2>&1 | tee "$log/py"; prc=${PIPESTATUS[0]}
+echo "== pytest tests/ (${XAIMM_TEST_WORKERS:-2} workers, one test file per worker so module fixtures are built once)"
+python -m pytest tests -q -p no:cacheprovider -n "${XAIMM_TEST_WORKERS:-2}" --dist loadfile 2>&1 | tee "$log/py"; prc=${PIPESTATUS[0]}
 read py_passed py_failed < <(python - "$log/py" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read().splitlines()

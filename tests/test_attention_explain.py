@@ -8,7 +8,7 @@ from xaimm_nb.explain.attention import (AttentionRecorder, attention_layers, rol
                                         co_attention, layer_index, _bar)
 from xaimm_nb.models.dual import CLIPAdapter, build_dual
 from xaimm_nb.models.fusion import build_model
-from _tiny import tiny_clip
+from xaimm_nb.test_utils import tiny_clip
 
 
 

@@ -9,7 +9,7 @@ from xaimm_nb.explain.attention import AttentionRecorder, mean_heads
 from xaimm_nb.explain.dsmi import fiedler
 from xaimm_nb.models.dual import CLIPAdapter, build_dual
 from xaimm_nb.models.fusion import build_model
-from _tiny import tiny_clip
+from xaimm_nb.test_utils import tiny_clip
 
 torch.set_num_threads(1)
 METHODS = ('dsmi', 'dsmi_grad', 'dsmi_grad_attn')

@@ -2,18 +2,12 @@
 import math, os
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
-from transformers import CLIPConfig, CLIPModel
+from xaimm_nb.test_utils import tiny_clip
 from xaimm_nb.data.core import get_tokenizer
 from xaimm_nb.models.encoders import build_encoders, preset_info
 from xaimm_nb.models.dual import (DualEncoder, CLIPAdapter, DualConfig, build_dual, clip_loss, special_ids, train_dual,
                                   retrieval_recall, load_clip)
 
-
-def tiny_clip(eos=1, image_size=32, patch_size=8):
-    t = dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
-             max_position_embeddings=16, bos_token_id=0, eos_token_id=eos, pad_token_id=1)
-    v = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=image_size, patch_size=patch_size)
-    return CLIPModel(CLIPConfig(text_config=t, vision_config=v, projection_dim=16)).eval()
 
 
 @pytest.fixture(scope='module')
@@ -81,7 +75,7 @@ def test_offline_preset_text_tower():
 
 @pytest.mark.parametrize('eos', [1, 2])
 def test_clip_adapter_matches_hf(eos):
-    torch.manual_seed(0); clip = tiny_clip(eos); ad = CLIPAdapter(clip)
+    torch.manual_seed(0); clip = tiny_clip(eos=eos); ad = CLIPAdapter(clip)
     ids = torch.randint(3, 100 if eos == 1 else 90, (3, 6)); ids[:, 0] = 0
     eot = torch.tensor([5, 3, 4])
     if eos == 2: ids[torch.arange(3), eot] = 99   # legacy configs: HF pools at the largest id

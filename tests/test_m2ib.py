@@ -11,7 +11,7 @@ from xaimm_nb.models.fusion import build_model
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
 from m2ib_speed import reference_m2ib, draw_noise, as_maps  # the one-pair-at-a-time reference algorithm
-from _tiny import tiny_clip
+from xaimm_nb.test_utils import tiny_clip
 
 torch.set_num_threads(1)
 
