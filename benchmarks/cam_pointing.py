@@ -18,8 +18,7 @@ import torch, torch.nn.functional as F
 from xaimm_nb.core import load_yaml
 from xaimm_nb.pipeline import parse_config, load_classifier
 from xaimm_nb.data.core import synth_datasets
-from xaimm_nb.explain.core import explain
-from xaimm_nb.explain.cam import cam_layer
+from xaimm_nb.explain.core import explain, hooks
 from xaimm_nb.metrics import pointing_game
 
 REGIONS = ('object', 'artefact', 'protected', 'background')
@@ -38,17 +37,21 @@ def main():
     ds = synth_datasets(dc, tok, p['size'], p['mean'], p['std'], splits=(a.split,))[a.split]
     n = min(a.n, len(ds))
     batches = [ds.batch(range(s, min(s + a.bs, n))) for s in range(0, n, a.bs)]
-    default = dict(model.named_modules())
-    name = lambda L: next(k for k, m in model.named_modules() if m is L)
-    layers = a.layers.split(',') if a.layers else [name(cam_layer(model, batches[0]))] + \
-        [f'image_encoder.backbone.blocks.{i}' for i in (6, 5, 4) if f'image_encoder.backbone.blocks.{i}' in default]
+    names = {k for k, _ in model.named_modules()}
+    layers = a.layers.split(',') if a.layers else [explain(model, batches[0], 'gradcampp').meta['layer']] + \
+        [k for k in (f'image_encoder.backbone.blocks.{i}' for i in (6, 5, 4)) if k in names]
     with torch.no_grad():
         acc = torch.cat([(model(b['images'], b['input_ids'], b['attention_mask']).argmax(1) == b['y']).float() for b in batches]).mean()
     S = batches[0]['images'].shape[-1]
     print(f"{n} {a.split} samples at {S}x{S}; classifier accuracy on them {acc:.3f}")
     print('mask share of the image:', {k: round(float(torch.cat([b['masks'][k] for b in batches]).float().mean()), 3) for k in REGIONS})
     print(f"{'layer':34s} {'map':>5s} | max lands in: " + ' '.join(f'{k:>10s}' for k in REGIONS) + " | pointing: strict   15 px   cell")
+    b0 = batches[0]
     for layer in layers:
+        side = {}  # the layer's grid: one forward of one sample; a cell is (input side / grid side) pixels
+        with torch.no_grad(), hooks(model.get_submodule(layer), forward=lambda m, i, o: side.update(g=o.shape[-1])):
+            model(b0['images'][:1], b0['input_ids'][:1], b0['attention_mask'][:1])
+        g = side['g']; c = S // g
         land, pg, pg15, cell = {k: [] for k in REGIONS}, [], [], []
         for b in batches:
             e = explain(model, b, 'gradcampp', target=b['y'], layer=layer)
@@ -56,11 +59,6 @@ def main():
             for k in REGIONS: land[k].append(b['masks'][k].flatten(1).gather(1, am)[:, 0].float())
             ob = b['masks']['object']
             pg.append(pointing_game(e.image, ob)); pg15.append(pointing_game(e.image, ob, 15))
-            with torch.no_grad():  # the layer's grid: cell = input side / map side
-                acts = {}
-                h = model.get_submodule(layer).register_forward_hook(lambda m, i, o: acts.setdefault('a', o))
-                model(b['images'][:1], b['input_ids'][:1], b['attention_mask'][:1]); h.remove()
-            g = acts['a'].shape[-1]; c = S // g
             top = F.avg_pool2d(e.image[:, None], c)[:, 0].flatten(1).argmax(1)[:, None]
             cell.append(F.max_pool2d(ob[:, None].float(), c)[:, 0].flatten(1).gather(1, top)[:, 0])
         m = lambda v: float(torch.cat(v).nanmean())

@@ -6,6 +6,6 @@ Modules:
 - `xaimm_nb.data.synth`: SynthMM: a seeded, procedurally drawn image + caption benchmark with a protected attribute, a spurious artefact and ground-truth masks; numpy and PIL only.
 - `xaimm_nb.explain.lime`: LIME for multimodal classifiers: superpixels and caption tokens switched off together, batched model calls, one kernel-weighted ridge surrogate, seeded end to end.
 - `xaimm_nb.metrics.gen`: Metrics for generated images: FID and KID on pluggable features, SSIM, memorisation and diversity checks, fairness discrepancy, conditional accuracy.
-- `xaimm_nb.test_utils`: Tiny synthetic batches, models, a Learner and a run config that keep every notebook's tests in seconds: random initialisation, no downloads, seeded."""
+- `xaimm_nb.test_utils`: Tiny synthetic batches, models and a Learner that keep every notebook's tests in seconds: random initialisation, no downloads, seeded."""
 
 __version__ = "0.0.1"

@@ -176,10 +176,12 @@ def _check_len(model, b):
 
 def _target(model, y, target):
     if not _is_dual(model): return resolve_target(y, target)
+    pairs = torch.arange(len(y), device=y.device)
+    if isinstance(target, Tensor) and torch.equal(target.long().to(y.device), pairs): return pairs  # the pairs written as class indices
     if not (target is None or isinstance(target, str) and target in ('pred', 'pair')):
         raise ValueError(f"target={target!r}: a dual encoder is explained on its pairs, score logits_per_image[i, i] (target 'pair'); "
                          "put the caption to explain in the same row as its image")
-    return torch.arange(len(y), device=y.device)
+    return pairs
 
 def _vit_layout(m, n):
     "(prefix tokens, grid, read-out weights [n]) of a single-tower image transformer with n tokens."

@@ -28,7 +28,6 @@ def _target(model, b, target):
     "Targets [B] and the clean outputs; a dual encoder is explained on its pairs (target 'pair': row i scores caption i)."
     with torch.no_grad(): y = model_call(model, b)
     if not _is_dual(model): return resolve_target(y, target), y
-    if isinstance(target, Tensor) and torch.equal(target.cpu().long(), torch.arange(len(y))): target = 'pair'  # the pairs, as class indices
     return _pair_target(model, y, target), y
 
 def _grads(model, b, s, t, img, emb):
