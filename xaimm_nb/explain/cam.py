@@ -8,7 +8,7 @@ Docs: https://xaimm.github.io/xaimm_nb/explain.cam.html.md"""
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .core import Explanation, register, hooks, model_call, model_kind, as_batch, resolve_target
+from .core import Explanation, register, hooks, model_call, model_kind, as_batch, resolve_target, fixed_tower, tower_rows
 from .core import _image_module, _rows
 
 # %% auto #0
@@ -18,8 +18,10 @@ __all__ = ['ImageOnly', 'cam_layer', 'gradcam', 'gradcampp', 'scorecam']
 class ImageOnly(nn.Module):
     "`model` as a function of images alone, with the batch's text held fixed (also hands our models to pytorch-grad-cam or Captum)."
     def __init__(self, model:nn.Module, # any model `model_call` accepts
-                 batch): # the batch whose input_ids/attention_mask are held fixed
+                 batch, # the batch whose input_ids/attention_mask are held fixed
+                 reuse_text:bool=False): # run the text tower once and reuse its output (faster; no gradient reaches that tower)
         super().__init__(); self.model, self.batch = model, as_batch(batch)
+        self.text = fixed_tower(model, self.batch, 'text') if reuse_text else {}
     def forward(self, images, # [N,3,H,W]
                 rows=None): # [N] batch sample of each image; default: all samples in order (or the one sample, repeated)
         if model_kind(self.model) != 'multimodal': return model_call(self.model, images)
@@ -27,7 +29,8 @@ class ImageOnly(nn.Module):
         if rows is None:
             if len(images) not in (n, 1) and n != 1: raise ValueError(f"got {len(images)} images for a batch of {n} texts; pass rows= (the sample of each image)")
             rows = torch.arange(len(images)) if n == len(images) else torch.zeros(len(images), dtype=torch.long)
-        return model_call(self.model, dict(images=images, **_rows(self.batch, rows.to(self.batch['input_ids'].device))))
+        rows = rows.to(self.batch['input_ids'].device)
+        return model_call(self.model, dict(images=images, **_rows(self.batch, rows)), **tower_rows(self.text, rows))
 
 # %% ../../nbs/08a_explain.cam.ipynb #1f462ab8
 def _name(model, layer): return next((n for n, m in model.named_modules() if m is layer), None)
@@ -112,7 +115,7 @@ def scorecam(model, batch, target,
     L = cam_layer(model, batch, layer)
     y, a = _at_layer(model, batch, L, False)
     t, x = resolve_target(y, target), batch['images']
-    (B, C), f = a.shape[:2], ImageOnly(model, batch)
+    (B, C), f = a.shape[:2], ImageOnly(model, batch, reuse_text=True)
     s = torch.empty(B*C, device=x.device)
     with torch.no_grad():
         for r in torch.arange(B*C, device=x.device).split(batch_size):

@@ -13,8 +13,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['Explanation', 'hooks', 'model_kind', 'as_batch', 'model_call', 'embedding_module', 'check_batch', 'resolve_target',
-           'register', 'methods', 'explain']
+__all__ = ['Explanation', 'hooks', 'model_kind', 'as_batch', 'model_call', 'fixed_tower', 'tower_rows', 'embedding_module',
+           'check_batch', 'resolve_target', 'register', 'methods', 'explain']
 
 # %% ../../nbs/08_explain.core.ipynb #a903bc88
 def _minmax(m, mask=None):
@@ -78,16 +78,36 @@ def as_batch(batch):
     return batch
 
 def model_call(model:nn.Module, # multimodal, image or HF text classifier
-               batch): # batch dict or tensor of images
+               batch, # batch dict or tensor of images
+               **tower_out): # multimodal only: `image_out=` / `text_out=` precomputed (see `MultimodalClassifier.forward`)
     "Logits [B,K] of `model` on `batch`, calling it the way its kind expects."
     b, kind = as_batch(batch), model_kind(model)
     dev = next(model.parameters()).device
     g = lambda k: b[k].to(dev)
-    if kind == 'multimodal': y = model(g('images'), g('input_ids'), g('attention_mask'))
+    if kind == 'multimodal': y = model(g('images'), g('input_ids'), g('attention_mask'), **tower_out)
     elif kind == 'text': y = model(input_ids=g('input_ids'), attention_mask=g('attention_mask'))
     elif getattr(model, 'main_input_name', None) == 'pixel_values': y = model(pixel_values=g('images'))
     else: y = model(g('images'))
     return getattr(y, 'logits', y)
+
+# %% ../../nbs/08_explain.core.ipynb #f6b1d8c3
+def fixed_tower(model:nn.Module, # the model to explain
+                batch, # batch dict
+                modality:str): # 'image' or 'text': the tower whose inputs stay fixed
+    "`{'<modality>_out': output}` of that tower on `batch`, computed once without gradient; {} when `model` is not a two-tower model whose forward takes it."
+    if modality not in ('image', 'text'): raise ValueError(f"modality={modality!r}: use 'image' or 'text'")
+    if (model_kind(model) != 'multimodal' or getattr(model, 'mode', 'both') != 'both'
+        or f'{modality}_out' not in inspect.signature(model.forward).parameters): return {}
+    b, dev = as_batch(batch), next(model.parameters()).device
+    with torch.no_grad():
+        o = (model.image_encoder(b['images'].to(dev)) if modality == 'image'
+             else model.text_encoder(b['input_ids'].to(dev), b['attention_mask'].to(dev)))
+    return {f'{modality}_out': o}
+
+def tower_rows(fixed:dict, # a `fixed_tower` result
+               rows:Tensor): # [N] the batch sample of each input
+    "The fixed tower's output at batch samples `rows`, as keywords for `model_call`."
+    return {k: tuple(o[rows.to(o.device)] for o in v) for k, v in fixed.items()}
 
 # %% ../../nbs/08_explain.core.ipynb #62ab48ed
 def _image_module(model): return getattr(model, 'image_encoder', model)

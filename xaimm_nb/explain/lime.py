@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import numpy as np, torch
 from torch import Tensor
-from .core import Explanation, register, model_call, model_kind, resolve_target
+from .core import Explanation, register, model_call, model_kind, resolve_target, fixed_tower, tower_rows
 
 # %% auto #0
 __all__ = ['grid_segments', 'superpixels', 'weighted_ridge', 'lime']
@@ -152,12 +152,12 @@ def lime(model, batch, target,
     tf = _token_features(b) if 'text' in mods else None
     Z, S = _design(nf.tolist(), tf, n, seed)
     Zd, fill = Z.to(dev), None if seg is None else _fill(b['images'], seg, S, hide_color)
-    ys = []
+    fixed, ys = {} if len(mods) > 1 else fixed_tower(model, b, dict(image='text', text='image')[mods[0]]), []
     with torch.no_grad():
         for r in torch.arange(B * n, device=dev).split(batch_size):
             s = r // n
             rb = _perturb(b, s, Zd[s, r % n], S, seg, fill, tf)
-            ys.append(model_call(model, rb).softmax(-1).gather(1, t[s, None])[:, 0])
+            ys.append(model_call(model, rb, **tower_rows(fixed, s)).softmax(-1).gather(1, t[s, None])[:, 0])
     y, d = torch.cat(ys).view(B, n).cpu(), (nf + (0 if tf is None else tf.sum(1))).double()
     coef, icpt, r2 = weighted_ridge(Z, y, _kernel(Z, d, kernel_width), alpha)
     wi, wt = coef[:, :S].float(), coef[:, S:].float()
@@ -165,5 +165,6 @@ def lime(model, batch, target,
     txt = None if tf is None else wt.to(dev).clamp(min=0)
     meta = dict(weights_image=None if seg is None else wi, weights_text=None if tf is None else wt, segments=seg,
                 n_features=d.long(), intercept=icpt, score=r2, local_pred=icpt + coef.sum(1), prob=y[:, 0],
-                features=' + '.join(dict(image='superpixels', text='word pieces')[m] for m in mods))
+                features=' + '.join(dict(image='superpixels', text='word pieces')[m] for m in mods),
+                fixed_tower={'text_out': 'text', 'image_out': 'image'}.get(next(iter(fixed), None)))
     return Explanation(image=img, text=txt, target=t, meta=meta)

@@ -91,11 +91,15 @@ class MultimodalClassifier(nn.Module):
 
     def forward(self, images:Tensor, # [B,3,H,W] normalised
                 input_ids:Tensor, # [B,T]
-                attention_mask:Tensor): # [B,T]
-        "Logits [B,K]."
-        if self.mode == 'image': z = self.image_encoder(images)[0]
-        elif self.mode == 'text': z = self.text_encoder(input_ids, attention_mask)[0]
-        else: z = self.fusion(self.image_encoder(images)[1], self.text_encoder(input_ids, attention_mask)[1], attention_mask)
+                attention_mask:Tensor, # [B,T]
+                image_out:tuple|None=None, # `image_encoder(images)` computed already (pooled, tokens): that tower is skipped
+                text_out:tuple|None=None): # `text_encoder(input_ids, attention_mask)` computed already: that tower is skipped
+        "Logits [B,K]. Perturbation methods that vary one modality pass the other tower's output once computed."
+        im = lambda: image_out if image_out is not None else self.image_encoder(images)
+        tx = lambda: text_out if text_out is not None else self.text_encoder(input_ids, attention_mask)
+        if self.mode == 'image': z = im()[0]
+        elif self.mode == 'text': z = tx()[0]
+        else: z = self.fusion(im()[1], tx()[1], attention_mask)
         return self.head(z)
 
 # %% ../../nbs/04_models.fusion.ipynb #36854d17
