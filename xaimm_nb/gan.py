@@ -19,19 +19,29 @@ from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_div
                                   conditional_accuracy)
 
 # %% auto #0
-__all__ = ['GAN_SIZES', 'gan_data', 'CondBN', 'UpBlock', 'Generator', 'Critic', 'gradient_penalty', 'SynthClassifier',
-           'AttributeClassifier', 'train_synth_classifier', 'train_attribute_classifier', 'attribute_target',
-           'bias_loss', 'generate', 'sample_grid', 'evaluate_gan', 'WGANConfig', 'train_wgan', 'plot_history',
-           'train_wgan_from_config']
+__all__ = ['BACKGROUNDS', 'GAN_SIZES', 'gan_data', 'CondBN', 'UpBlock', 'Generator', 'Critic', 'gradient_penalty',
+           'SynthClassifier', 'AttributeClassifier', 'train_synth_classifier', 'train_attribute_classifier',
+           'attribute_target', 'bias_loss', 'generate', 'sample_grid', 'evaluate_gan', 'WGANConfig', 'train_wgan',
+           'plot_history', 'train_wgan_from_config']
 
 # %% ../nbs/07_gan.ipynb #8b12b173
+BACKGROUNDS = ('texture', 'plain')
+
 def gan_data(data, # `SynthMM.arrays()` dict (images uint8 [N,S,S,3], visual, s), a SynthMM split, or a `gan_data` result
-             size:int|None=None): # resize to size×size (bilinear, antialiased) when the images differ
+             size:int|None=None, # resize to size×size (bilinear, antialiased) when the images differ
+             background:str='texture'): # 'texture': as drawn; 'plain': background pixels mid grey (needs `masks['background']`)
     "Images as float [N,3,S,S] in [-1, 1], with the visual class and protected attribute as long tensors."
+    if background not in BACKGROUNDS: raise ValueError(f"background={background!r}: use one of {BACKGROUNDS}")
     if hasattr(data, 'arrays'): data = data.arrays()
     miss = [k for k in ('images', 'visual', 's') if k not in data]
     if miss: raise ValueError(f"data: missing {miss}; pass SynthMM(cfg, 'train').arrays() or a dict with images, visual and s")
     x = torch.as_tensor(data['images'])
+    if background == 'plain':
+        m = (data.get('masks') or {}).get('background')
+        if m is None or x.dtype != torch.uint8 or tuple(np.shape(m)) != tuple(x.shape[:3]):
+            raise ValueError("background='plain' needs uint8 images [N,S,S,3] with data['masks']['background'] [N,S,S] "
+                             "(SynthMM(cfg, split).arrays() has both); use background='texture' for other data")
+        x = x.clone(); x[torch.as_tensor(np.asarray(m), dtype=torch.bool)] = 128
     if x.dtype == torch.uint8:
         if x.ndim != 4 or x.shape[-1] != 3: raise ValueError(f"data['images']: uint8 images must be [N,S,S,3], got {tuple(x.shape)}")
         x = x.permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -291,6 +301,8 @@ class WGANConfig:
     sample_every:int=250 # steps between sample grids
     ckpt_every:int=100 # steps between checkpoints
     n_classes:int|None=None # visual classes K (default: from the data)
+    background:str='texture' # 'texture': SynthMM as drawn; 'plain': its background pixels mid grey (see `gan_data`)
+    n_train:int|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
     seed:int=0 # seed of init, batches and noise
     device:str|None='cpu' # 'cpu', 'cuda', … ; None: best available
     progress:bool=True # progress bar (always off under nbdev-test)
@@ -302,6 +314,8 @@ class WGANConfig:
         chk(self.n_critic >= 1, 'n_critic', "must be >= 1: the critic is updated n_critic times per generator step (the paper uses 5)")
         for k in ('steps', 'eval_every', 'sample_every', 'ckpt_every'): chk(getattr(self, k) >= 0, k, "must be >= 0 (0: never)")
         chk(self.bs >= 2, 'bs', "must be >= 2")
+        chk(self.background in BACKGROUNDS, 'background', f"must be one of {BACKGROUNDS}")
+        chk(self.n_train is None or (isinstance(self.n_train, int) and self.n_train >= 1), 'n_train', "must be None or a positive int")
         for k in ('lr_g', 'lr_d'): chk(getattr(self, k) > 0, k, "must be > 0")
         for k in ('gp_lambda', 'mu'): chk(getattr(self, k) >= 0, k, "must be >= 0")
 
@@ -326,7 +340,7 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
     "Train the conditional attention WGAN-GP with bias regulariser μ·L_bias; returns G, D, the classifiers, history and metrics."
     cfg = cfg if isinstance(cfg, WGANConfig) else from_dict(WGANConfig, cfg)
     dev = get_device(cfg.device); set_seed(cfg.seed)
-    d = gan_data(data, cfg.img_size); x, y, s = d['images'], d['visual'], d['s']
+    d = gan_data(data, cfg.img_size, cfg.background); x, y, s = d['images'], d['visual'], d['s']
     K, A = cfg.n_classes or int(y.max()) + 1, max(2, int(s.max()) + 1)
     if y.max() >= K: raise ValueError(f"data['visual']: labels up to {int(y.max())} but n_classes={K}; raise n_classes or leave it None")
     run = Path(run_dir) if run_dir else None

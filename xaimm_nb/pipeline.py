@@ -7,7 +7,7 @@ Docs: https://xaimm.github.io/xaimm_nb/pipeline.html.md"""
 # %% ../nbs/13_pipeline.ipynb #5227b141
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from .core import (RunDir, ConfigError, from_dict, to_dict, load_json, save_json, load_state, set_seed, get_device,
                            save_fig, atomic_write, IN_TEST)
@@ -235,6 +235,7 @@ def gan_stage(cfg, run):
     from xaimm_nb.gan import train_wgan
     dc = section(cfg, 'data', _synth_cfg())
     gc = from_dict(_wgan_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'progress': not IN_TEST, **cfg.gan}, 'gan')
+    if gc.n_train is not None: dc = replace(dc, n_train=gc.n_train)
     r = train_wgan(gc, SynthMM(dc, 'train').arrays(), run.path, resume=True)
     return {k: v for k, v in r.metrics.items() if not isinstance(v, list)}
 
