@@ -6,7 +6,7 @@ Docs: https://xaimm.github.io/xaimm_nb/pipeline.html.md"""
 
 # %% ../nbs/13_pipeline.ipynb #5227b141
 from __future__ import annotations
-import time
+import json, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from .core import (RunDir, ConfigError, from_dict, to_dict, load_json, save_json, load_state, set_seed, get_device,
@@ -56,15 +56,35 @@ def section(cfg:RunConfig, name, cls):
     return from_dict(cls, getattr(cfg, name), name)
 
 # %% ../nbs/13_pipeline.ipynb #66352268
+def _flat(d, p=''):
+    "{'a': {'b': 1}} -> {'a.b': 1}"
+    return {k2: v2 for k, v in d.items() for k2, v2 in (_flat(v, f'{p}{k}.').items() if isinstance(v, dict) and v else [(f'{p}{k}', v)])}
+
+def _stage_config(cfg:RunConfig, s:str)->dict:
+    "What stage `s` reads from the config, as written (JSON round-trip): seed, device and the sections it declares."
+    return json.loads(json.dumps({'seed': cfg.seed, 'device': cfg.device, **{k: getattr(cfg, k) for k in _STAGES[s][1]}}, default=str))
+
+def _changed(old:dict, new:dict)->list:
+    "The dotted config keys that differ between two `_stage_config`s."
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
+
 def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
-    "Run the configured stages into run directory `out`; finished stages are skipped when `resume`."
+    "Run the configured stages into run directory `out`; when `resume`, finished stages whose config is unchanged are skipped."
     cfg = parse_config(d, stages)
     out = Path(out)
-    done = load_json(out/'results'/'stages.json') if resume and (out/'results'/'stages.json').exists() else {}
+    done = load_json(out/'results'/'stages.json') if (out/'results'/'stages.json').exists() else {}
+    seen = load_json(out/'results'/'stage_configs.json') if (out/'results'/'stage_configs.json').exists() else {}
+    if not resume:  # start these stages again; the records of the run's other stages stay
+        done, seen = ({k: v for k, v in x.items() if k not in cfg.stages} for x in (done, seen))
     metrics = load_json(out/'results'/'metrics.json') if resume and (out/'results'/'metrics.json').exists() else {}
     run = RunDir(out, config=d, seed=cfg.seed, device=cfg.device)
     for s in cfg.stages:
-        if s in done: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
+        key = _stage_config(cfg, s)
+        if s in done:
+            ch = _changed(seen[s], key) if s in seen else []  # runs from before stage_configs.json: trust them
+            if not ch: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
+            log(f"[{s}] config changed since it ran ({', '.join(ch[:4])}{', ...' if len(ch) > 4 else ''}) - running again")
         log(f"[{s}] running"); set_seed(cfg.seed); t = time.time()
         out = _STAGES[s][0](cfg, run)
         # stages may write their own keys into metrics.json (e.g. training history): merge, don't overwrite
@@ -72,7 +92,8 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
         metrics[s] = out; done[s] = time.time() - t
         metrics, times = split_timings(metrics)
         if times: save_json(run.results/'timings.json', {**(load_json(run.results/'timings.json') if (run.results/'timings.json').exists() else {}), **times})
-        save_json(run.results/'metrics.json', metrics); save_json(run.results/'stages.json', done)
+        seen[s] = key
+        save_json(run.results/'metrics.json', metrics); save_json(run.results/'stage_configs.json', seen); save_json(run.results/'stages.json', done)
         log(f"[{s}] finished in {done[s]:.0f} s")
     if metrics:
         metrics['summary'] = summary(metrics)
@@ -164,7 +185,8 @@ def classifier_stage(cfg, run):
 
 # %% ../nbs/13_pipeline.ipynb #5e625d31
 def _default_methods():
-    return {'gradcampp': {}, 'smoothgrad': {'n': 16}, 'ig': {'n_steps': 16},
+    "Every method that runs in seconds on any classifier (Score-CAM costs one forward per channel of the CAM layer: add it per model)."
+    return {'gradcam': {}, 'gradcampp': {}, 'saliency': {}, 'smoothgrad': {'n': 16}, 'ig': {'n_steps': 16},
             'lime': {'num_samples': 256, 'segmentation': 'slic'}, 'rollout': {}, 'chefer': {}}
 
 @dataclass
