@@ -56,6 +56,7 @@ class ImageEncoder(nn.Module):
                  dim:int=512, # output width
                  weights:str|Path|None=None, # local state-dict file, loaded by name or by position
                  input_size:int|tuple|None=None, # the image size the model is built for (None: any size)
+                 channels_last:bool|None=None, # keep the backbone's weights and input images channels-last (NHWC), the fast layout for convolutions; None: for CNNs, not for ViTs (a `patch_embed`)
                  **kw): # more `timm.create_model` arguments, e.g. output_stride=16
         super().__init__()
         try: self.backbone = timm.create_model(name, pretrained=pretrained and weights is None, num_classes=0, global_pool='', **kw)
@@ -70,6 +71,8 @@ class ImageEncoder(nn.Module):
         s = input_size or (c.get('input_size') if c.get('fixed_input_size') else None)
         self.input_size = None if s is None else (s, s) if isinstance(s, int) else tuple(s)[-2:]
         self.proj, self.grid = nn.Linear(self.backbone.num_features, dim), None
+        self.channels_last = not hasattr(self.backbone, 'patch_embed') if channels_last is None else channels_last
+        if self.channels_last: self.backbone.to(memory_format=torch.channels_last)
 
     @property
     def cam_layer(self)->nn.Module:
@@ -85,6 +88,7 @@ class ImageEncoder(nn.Module):
         return '.'.join(names[i].split('.')[:fi[-1]['module'].count('.') + 1])
 
     def forward(self, images:Tensor): # [B,3,H,W], normalised with `.mean`/`.std`
+        if self.channels_last: images = images.contiguous(memory_format=torch.channels_last)
         f = self.backbone.forward_features(images)
         if f.ndim == 3:  # transformer backbones: drop class/register tokens, the rest is a square grid
             f = f[:, getattr(self.backbone, 'num_prefix_tokens', 0):]
