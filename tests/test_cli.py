@@ -74,3 +74,31 @@ def test_misspelt_key_is_one_paragraph_and_writes_nothing(tmp_path):
 def test_missing_config_file(tmp_path):
     r = xaimm('run', '--config', str(tmp_path/'nope.yaml'))
     assert r.returncode == 2 and 'config file not found' in r.stderr
+
+def test_eval_on_a_csv_keeps_the_models_class_order(tiny_run, tmp_path):
+    "A test CSV with only some classes: integer labels stay class indices; names need --classes, and a wrong count is an error."
+    import numpy as np
+    from PIL import Image
+    from xaimm_nb.core import load_yaml, from_dict
+    from xaimm_nb.data.synth import SynthConfig, SynthMM
+    out, _ = tiny_run
+    ds = SynthMM(from_dict(SynthConfig, load_yaml(ROOT/'configs'/'tiny.yaml')['data']), 'test')
+    rows = [ds[i] for i in range(len(ds)) if ds[i]['y'] in (1, 3)][:6]
+    names = ['cat', 'dog', 'owl', 'yak']
+    for kind, lab in (('int', lambda y: str(y)), ('name', lambda y: names[y])):
+        lines = ['image_path,text,label,protected']
+        for i, d in enumerate(rows):
+            Image.fromarray(np.asarray(d['image'])).save(tmp_path/f'{i}.png')
+            lines.append(f"{i}.png,{d['caption']},{lab(d['y'])},{d['s']}")
+        (tmp_path/f'{kind}.csv').write_text('\n'.join(lines) + '\n')
+    ck = str(out/'models'/'best.pt')
+    r = xaimm('eval', '--config', 'configs/tiny.yaml', '--ckpt', ck, '--data', str(tmp_path/'int.csv'), '--out', str(tmp_path/'ev'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    e = json.loads((tmp_path/'ev'/'results'/'eval_int.json').read_text())
+    assert e['n'] == len(rows) and e['classes'] == ['0', '1', '2', '3']   # labels 1 and 3 keep their indices
+    r = xaimm('eval', '--config', 'configs/tiny.yaml', '--ckpt', ck, '--data', str(tmp_path/'name.csv'))
+    assert r.returncode == 2 and "its labels are ['dog', 'yak'] (2), but the checkpoint predicts 4 classes" in r.stderr and '--classes' in r.stderr
+    r = xaimm('eval', '--config', 'configs/tiny.yaml', '--ckpt', ck, '--data', str(tmp_path/'name.csv'), '--classes', *names, '--out', str(tmp_path/'ev'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    e2 = json.loads((tmp_path/'ev'/'results'/'eval_name.json').read_text())
+    assert e2['classes'] == names and e2['accuracy'] == e['accuracy']   # same samples, same indices, same score

@@ -72,17 +72,21 @@ def synth_cmd(args):
     from xaimm_nb.pipeline import run_pipeline
     run_pipeline(read_config(args), out_dir(args, 'synth'), stages=['synth'])
 
-def _run_args(p):
+def _fresh_args(p):
     _config_args(p)
-    p.add_argument('--stages', nargs='*', default=None, help='run only these stages (default: the config\'s `stages`)')
-    p.add_argument('--fresh', action='store_true', help='ignore finished stages and start again')
+    p.add_argument('--fresh', action='store_true', help='run the stages again from scratch (finished or not, checkpoints or not)')
 
-@command('train', 'Train and evaluate the multimodal classifier of the config (resumes from models/last.pt).')
+def _run_args(p):
+    _fresh_args(p)
+    p.add_argument('--stages', nargs='*', default=None, help='run only these stages (default: the config\'s `stages`)')
+
+@command('train', 'Train and evaluate the multimodal classifier of the config (an interrupted run resumes from models/last.pt; --fresh retrains).')
 def train_cmd(args):
     from xaimm_nb.pipeline import run_pipeline
     out = out_dir(args, 'train')
-    run_pipeline(read_config(args), out, stages=['classifier'], resume=False)
+    run_pipeline(read_config(args), out, stages=['classifier'], resume=not args.fresh)
     print(f"done: {out}/results/metrics.json")
+train_cmd.args = _fresh_args
 
 @command('run', 'The full pipeline of the config (classifier, WGAN, explanations, fairness loop) into one run directory.')
 def run_cmd(args):
@@ -103,10 +107,6 @@ def _stage_cmd(name, stages, what):
     fn.args = _fresh_args
     return command(name, f"{what} (stages {', '.join(stages)}; resumable).")(fn)
 
-def _fresh_args(p):
-    _config_args(p)
-    p.add_argument('--fresh', action='store_true', help='ignore finished stages and start again')
-
 explain_cmd = _stage_cmd('explain', ['classifier', 'explain'], "Explain the config's classifier with every configured method and score the explanations")
 wgan_cmd = _stage_cmd('train-wgan', ['gan'], 'Train and evaluate the conditional attention WGAN-GP of the config')
 r2r_cmd = _stage_cmd('r2r', ['r2r'], 'Reveal-to-Revise on SynthMM with a spurious artefact: results/r2r.json and the per-round plot')
@@ -117,6 +117,21 @@ def _eval_args(p):
     p.add_argument('--ckpt', required=True, help='state dict of the classifier (a run\'s models/best.pt)')
     p.add_argument('--data', default='test', help='a SynthMM split name (test, conflict, ...) or a CSV file (default: %(default)s)')
     p.add_argument('--bs', type=int, default=128, help='evaluation batch size (default: %(default)s)')
+    p.add_argument('--classes', nargs='+', default=None, help="a CSV's label names in the model's class order (default: the CSV's labels sorted; integer labels are class indices)")
+
+def _n_outputs(state:dict):
+    "Classes a `MultimodalClassifier` state dict predicts: the rows of its last head weight (None if it has no head)."
+    w = [v for k, v in state.items() if k.startswith('head.') and getattr(v, 'ndim', 0) == 2]
+    return w[-1].shape[0] if w else None
+
+def _csv_source(path, classes, k):
+    "`CSVSource(path)` whose class indices are the model's: `classes` in order, else the sorted labels, which must be `k`."
+    from xaimm_nb.data.core import CSVSource
+    src = CSVSource(path, classes=classes)
+    if k is None or len(src.classes) == k: return src
+    if classes is None and all(c.isdigit() for c in src.classes): return CSVSource(path, classes=[str(i) for i in range(k)])
+    raise ValueError(f"--data {path}: {'--classes gives' if classes else 'its labels are'} {src.classes} ({len(src.classes)}), but the checkpoint predicts {k} classes; "
+                     f"pass --classes with all {k} label names in the order the model was trained with")
 
 @command('eval', 'Evaluate a saved classifier on a SynthMM split or a CSV: accuracy, macro-F1, worst-group accuracy, Δbias.')
 def eval_cmd(args):
@@ -130,20 +145,21 @@ def eval_cmd(args):
     dc, mc, tc = (from_dict(c, d.get(k), k) for c, k in ((SynthConfig, 'data'), (ModelConfig, 'model'), (TrainConfig, 'train')))
     ck = Path(args.ckpt)
     if not ck.exists(): raise FileNotFoundError(f"--ckpt {ck}: no such file; pass a classifier state dict such as runs/default/models/best.pt")
+    st = load_state(ck)
+    st = st['model'] if isinstance(st, dict) and 'model' in st and 'opt' in st else st
     if args.data in SPLITS: src, n_classes = SynthMM(dc, args.data), dc.n_classes
     elif args.data.endswith(('.csv', '.tsv')):
         if not Path(args.data).exists(): raise FileNotFoundError(f"--data {args.data}: no such CSV file; pass a SynthMM split ({', '.join(SPLITS)}) or a CSV path")
-        src = CSVSource(args.data); n_classes = len(src.classes)
+        src = _csv_source(args.data, args.classes, _n_outputs(st)); n_classes = len(src.classes)
     else: raise ValueError(f"--data {args.data!r}: use a SynthMM split ({', '.join(SPLITS)}) or a .csv/.tsv file")
     model = mc.build(n_classes, **({} if tc.size is None else dict(size=tc.size)))
-    st = load_state(ck)
-    st = st['model'] if isinstance(st, dict) and 'model' in st and 'opt' in st else st
     try: model.load_state_dict(st)
     except RuntimeError as e:
         raise ValueError(f"--ckpt {ck} does not fit the model the config builds ({mc.preset} preset, fusion={mc.fusion}, mode={mc.mode}, "
                          f"{n_classes} classes): {str(e).splitlines()[0]} — pass the config the checkpoint was trained with") from None
     p = model.preset
     r = evaluate(model.eval(), MMDataset(src, get_tokenizer(p['tokenizer'], pad_to='longest'), p['size'], p['mean'], p['std']), args.bs)
+    if isinstance(src, CSVSource): r['classes'] = src.classes
     print(json.dumps(r, indent=1))
     if args.out: save_json(Path(args.out)/'results'/f"eval_{Path(args.data).stem}.json", dict(ckpt=str(ck), data=args.data, **r))
 eval_cmd.args = _eval_args

@@ -228,7 +228,7 @@ def package_versions(names=('xaimm_nb', 'torch', 'torchvision', 'fastai', 'timm'
 class RunDir:
     "A run's folder: `config.yaml`, `meta.json`, `models/`, `results/`, `visualizations/`."
     def __init__(self, path, config=None, seed=None, device=None):
-        self.path = Path(path)
+        self.path, self.restart = Path(path), False  # restart: the pipeline tells a stage to start afresh, not resume
         for sub in ('models', 'results', 'visualizations'): (self.path/sub).mkdir(parents=True, exist_ok=True)
         if config is not None: save_yaml(self.path/'config.yaml', to_dict(config) if is_dataclass(config) else config)
         meta = load_json(self.path/'meta.json') if (self.path/'meta.json').exists() else {}

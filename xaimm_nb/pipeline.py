@@ -21,7 +21,7 @@ __all__ = ['stage', 'RunConfig', 'parse_config', 'section', 'run_pipeline', 'spl
 _STAGES = {}
 
 def stage(name, **sections):
-    "Register `fn(cfg, run) -> dict` as pipeline stage `name`; `sections` maps config section -> dataclass (or a callable returning it)."
+    "Register `fn(cfg, run) -> dict` as pipeline stage `name`; `sections` maps config section -> dataclass (or a callable returning it). When `run.restart` is set the stage must start afresh, not resume from its checkpoints."
     def deco(fn): _STAGES[name] = (fn, sections); return fn
     return deco
 
@@ -70,7 +70,7 @@ def _changed(old:dict, new:dict)->list:
     return sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
 
 def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
-    "Run the configured stages into run directory `out`; when `resume`, finished stages whose config is unchanged are skipped."
+    "Run the configured stages into run directory `out`. `resume`: skip finished stages whose config is unchanged and let an interrupted one resume from its checkpoints; a stage whose config changed starts afresh. `resume=False`: run the stages afresh."
     cfg = parse_config(d, stages)
     out = Path(out)
     done = load_json(out/'results'/'stages.json') if (out/'results'/'stages.json').exists() else {}
@@ -81,10 +81,11 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
     run = RunDir(out, config=d, seed=cfg.seed, device=cfg.device)
     for s in cfg.stages:
         key = _stage_config(cfg, s)
-        if s in done:
-            ch = _changed(seen[s], key) if s in seen else []  # runs from before stage_configs.json: trust them
-            if not ch: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
-            log(f"[{s}] config changed since it ran ({', '.join(ch[:4])}{', ...' if len(ch) > 4 else ''}) - running again")
+        ch = _changed(seen[s], key) if s in seen else []  # runs from before stage_configs.json: trusted
+        if s in done and not ch: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
+        if ch: log(f"[{s}] config changed since it {'ran' if s in done else 'started'} ({', '.join(ch[:4])}{', ...' if len(ch) > 4 else ''}) - starting it afresh")
+        run.restart = bool(ch) or not resume  # its checkpoints belong to another config (or were asked away)
+        seen[s] = key; save_json(run.results/'stage_configs.json', seen)  # recorded at the start: an interrupted stage resumes only under the same config
         log(f"[{s}] running"); set_seed(cfg.seed); t = time.time()
         out = _STAGES[s][0](cfg, run)
         # stages may write their own keys into metrics.json (e.g. training history): merge, don't overwrite
@@ -92,8 +93,7 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
         metrics[s] = out; done[s] = time.time() - t
         metrics, times = split_timings(metrics)
         if times: save_json(run.results/'timings.json', {**(load_json(run.results/'timings.json') if (run.results/'timings.json').exists() else {}), **times})
-        seen[s] = key
-        save_json(run.results/'metrics.json', metrics); save_json(run.results/'stage_configs.json', seen); save_json(run.results/'stages.json', done)
+        save_json(run.results/'metrics.json', metrics); save_json(run.results/'stages.json', done)
         log(f"[{s}] finished in {done[s]:.0f} s")
     if metrics:
         metrics['summary'] = summary(metrics)
@@ -181,7 +181,9 @@ def classifier_stage(cfg, run):
     "Train and evaluate the multimodal classifier (test and conflict splits): `models/`, confusion matrices, predictions."
     from xaimm_nb.train import train_classifier
     from xaimm_nb.core import to_dict
-    return train_classifier(to_dict(cfg), run)
+    d = to_dict(cfg)
+    if run.restart: d['train'] = {**d['train'], 'resume': False}  # not models/last.pt of another config
+    return train_classifier(d, run)
 
 # %% ../nbs/13_pipeline.ipynb #5e625d31
 def _default_methods():
@@ -258,7 +260,7 @@ def gan_stage(cfg, run):
     dc = section(cfg, 'data', _synth_cfg())
     gc = from_dict(_wgan_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'progress': not IN_TEST, **cfg.gan}, 'gan')
     if gc.n_train is not None: dc = replace(dc, n_train=gc.n_train)
-    r = train_wgan(gc, SynthMM(dc, 'train').arrays(), run.path, resume=True)
+    r = train_wgan(gc, SynthMM(dc, 'train').arrays(), run.path, resume=not run.restart)
     return {k: v for k, v in r.metrics.items() if not isinstance(v, list)}
 
 # %% ../nbs/13_pipeline.ipynb #cbb62716
@@ -271,6 +273,7 @@ def dual_stage(cfg, run):
     "Dual-encoder explanation benchmark: recall@1 and the quality table of the transformer methods."
     from xaimm_nb.explain.benchmark import dual_benchmark
     dc = from_dict(_dual_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'progress': not IN_TEST, **cfg.dual}, 'dual')
+    if run.restart: (run.models/'dual.pt').unlink(missing_ok=True)  # retrain, not reuse the old config's encoder
     return dual_benchmark(dc, run)
 
 # %% ../nbs/13_pipeline.ipynb #752c3acf
