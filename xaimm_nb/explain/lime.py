@@ -134,7 +134,7 @@ def lime(model, batch, target,
          hide_color:float|None=None, # superpixel off: None = its mean colour (lime's default); a number = that value of the normalised image
          kernel_width:float=.25, # exponential kernel width on the cosine distance to the unperturbed input
          alpha:float=1., # ridge penalty
-         batch_size:int=64, # perturbed inputs per forward pass
+         batch_size:int|None=None, # perturbed inputs per forward pass; None: 16 on a CPU (cache-sized: 1.2-1.9x faster than 64 on a 2-core CPU), 64 on an accelerator
          seed:int=0): # seeds the segmentation and the on/off sampling
     "LIME with one kernel-weighted ridge surrogate over superpixels and caption tokens (word pieces) together."
     kind = model_kind(model)
@@ -143,10 +143,11 @@ def lime(model, batch, target,
         raise ValueError(f"modality={modality!r}: this {kind} model reads {reads}; use one of them or None (all)")
     mods = reads if modality is None else (modality,)
     for k, v in dict(num_samples=num_samples, batch_size=batch_size).items():
-        if not (isinstance(v, int) and v > 0): raise ValueError(f"{k} must be a positive int, got {v!r}")
+        if not (isinstance(v, int) and v > 0) and not (k == 'batch_size' and v is None): raise ValueError(f"{k} must be a positive int, got {v!r}")
     b, n = batch, num_samples
     with torch.no_grad(): t = resolve_target(model_call(model, b), target)
     B, dev = len(t), t.device
+    batch_size = batch_size or (16 if dev.type == 'cpu' else 64)
     seg = superpixels(_rgb(b), segmentation, seed).to(dev) if 'image' in mods else None
     nf = seg.flatten(1).amax(1).cpu() + 1 if seg is not None else torch.zeros(B, dtype=torch.long)
     tf = _token_features(b) if 'text' in mods else None
