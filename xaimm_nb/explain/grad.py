@@ -10,7 +10,7 @@ import math
 from contextlib import nullcontext
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .core import Explanation, register, hooks, model_call, model_kind, resolve_target, embedding_module
+from .core import Explanation, register, hooks, model_call, model_kind, resolve_target, embedding_module, rows_per_call
 from .core import _image_module, _rows
 from .attention import _is_dual, _target as _pair_target
 
@@ -43,7 +43,7 @@ def _grads(model, b, s, t, img, emb):
 
 def _accumulate(model, b, t, n, point, ibs):
     "Per-sample sums of w·gradient over n points; `point(p, s)` gives the weights, images and embeddings of rows (point p, sample s)."
-    if not (isinstance(ibs, int) and ibs > 0): raise ValueError(f"internal_batch_size must be a positive int, got {ibs!r}")
+    ibs = rows_per_call(ibs, t.device, 256, 'internal_batch_size')
     B, G = len(t), [None, None]
     for r in torch.arange(n*B, device=t.device).split(ibs):
         p, s = r // B, r % B
@@ -76,7 +76,7 @@ def smoothgrad(model, batch, target,
                n:int=50, # noisy copies per sample
                noise:float=.15, # σ as a fraction of each sample's value range (max - min)
                seed:int=0, # seeds the noise
-               internal_batch_size:int=256): # rows (copies x samples) per forward pass
+               internal_batch_size:int=256): # rows (copies x samples) per forward pass; the noise stream follows the chunks, so one default on every device
     "SmoothGrad (Smilkov et al. 2017): saliency of the gradient averaged over noisy copies of the input."
     x, e = _inputs(model, batch)
     t, _ = _target(model, batch, target)
@@ -133,7 +133,7 @@ def ig(model, batch, target,
        n_steps:int=50, # intervals of the path
        baseline='zeros', # 'zeros', 'black', 'blurred' or a tensor [3,H,W] / [B,3,H,W]
        rule:str='trapezoid', # 'trapezoid' (n_steps+1 points) or 'right' (n_steps points)
-       internal_batch_size:int=256): # rows (path points x samples) per forward pass
+       internal_batch_size:int|None=None): # rows (path points x samples) per forward pass; None: 16 on a CPU, 256 on an accelerator (`rows_per_call`)
     "Integrated Gradients (Sundararajan et al. 2017) for pixels and tokens along one joint straight path."
     x, e = _inputs(model, batch)
     t, y = _target(model, batch, target)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import numpy as np, torch
 from torch import Tensor
-from .core import Explanation, register, model_call, model_kind, resolve_target, fixed_tower, tower_rows
+from .core import Explanation, register, model_call, model_kind, resolve_target, fixed_tower, tower_rows, rows_per_call
 
 # %% auto #0
 __all__ = ['grid_segments', 'superpixels', 'weighted_ridge', 'lime']
@@ -142,12 +142,12 @@ def lime(model, batch, target,
     if modality is not None and modality not in reads:
         raise ValueError(f"modality={modality!r}: this {kind} model reads {reads}; use one of them or None (all)")
     mods = reads if modality is None else (modality,)
-    for k, v in dict(num_samples=num_samples, batch_size=batch_size).items():
-        if not (isinstance(v, int) and v > 0) and not (k == 'batch_size' and v is None): raise ValueError(f"{k} must be a positive int, got {v!r}")
+    if not (isinstance(num_samples, int) and num_samples > 0): raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    rows_per_call(batch_size, 'cpu')  # a bad value fails before any work
     b, n = batch, num_samples
     with torch.no_grad(): t = resolve_target(model_call(model, b), target)
     B, dev = len(t), t.device
-    batch_size = batch_size or (16 if dev.type == 'cpu' else 64)
+    batch_size = rows_per_call(batch_size, dev)
     seg = superpixels(_rgb(b), segmentation, seed).to(dev) if 'image' in mods else None
     nf = seg.flatten(1).amax(1).cpu() + 1 if seg is not None else torch.zeros(B, dtype=torch.long)
     tf = _token_features(b) if 'text' in mods else None
