@@ -143,7 +143,6 @@ def lime(model, batch, target,
         raise ValueError(f"modality={modality!r}: this {kind} model reads {reads}; use one of them or None (all)")
     mods = reads if modality is None else (modality,)
     if not (isinstance(num_samples, int) and num_samples > 0): raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    rows_per_call(batch_size, 'cpu')  # a bad value fails before any work
     b, n = batch, num_samples
     with torch.no_grad(): t = resolve_target(model_call(model, b), target)
     B, dev = len(t), t.device
