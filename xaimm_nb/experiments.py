@@ -305,6 +305,8 @@ def sweep(config:str|Path|dict, # base run config: a YAML path or a dict
     name = study_name or f"{Path(config).stem if isinstance(config, (str, Path)) else 'config'}-{Path(space).stem if isinstance(space, (str, Path)) else 'space'}"
     study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, directions=list(objs.values()),
                                 sampler=optuna.samplers.TPESampler(seed=seed))
+    # a resumed study must not replay the first trials' draws: the sampler's seed moves on with the trials already stored
+    if study.trials: study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     if (have := [d.name.lower() for d in study.directions]) != list(objs.values()): raise ConfigError(
         f"study {name!r} in {storage} optimises {have}, this space {list(objs.values())}; pass another study_name")
     def objective(trial):
