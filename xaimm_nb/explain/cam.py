@@ -8,7 +8,8 @@ Docs: https://xaimm.github.io/xaimm_nb/explain.cam.html.md"""
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .core import Explanation, register, hooks, model_call, model_kind, as_batch, resolve_target, fixed_tower, tower_rows, rows_per_call
+from .core import (Explanation, register, hooks, model_call, model_kind, as_batch, resolve_target, fixed_tower, tower_rows,
+                                   rows_per_call, folded_bn)
 from .core import _image_module, _rows
 
 # %% auto #0
@@ -109,7 +110,8 @@ def gradcampp(model, batch, target,
 @register('scorecam')
 def scorecam(model, batch, target,
              layer=None, # nn.Module or dotted name; default `cam_layer(model, batch)`
-             batch_size:int=64): # masked images per forward pass
+             batch_size:int=64, # masked images per forward pass
+             fold_bn:bool=True): # run the masked images with eval-mode batch norms folded into their convs (`folded_bn`)
     "Score-CAM (Wang et al. 2020) as in pytorch-grad-cam: weights = softmax over channels of the target logit on the input masked by each channel."
     batch_size = rows_per_call(batch_size, batch['images'].device)  # 64 unless given: 16 was not reliably faster on a CPU
     L = cam_layer(model, batch, layer)
@@ -117,10 +119,11 @@ def scorecam(model, batch, target,
     t, x = resolve_target(y, target), batch['images']
     (B, C), f = a.shape[:2], ImageOnly(model, batch, reuse_text=True)
     s = torch.empty(B*C, device=x.device)
-    with torch.no_grad():
+    with torch.no_grad(), folded_bn(model, fold_bn) as n:
         for r in torch.arange(B*C, device=x.device).split(batch_size):
             i, k = r // C, r % C
             m = F.interpolate(a[i, k][:, None], x.shape[-2:], mode='bilinear', align_corners=True)
             lo, hi = m.amin((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)
             s[r] = f(x[i] * (m - lo) / (hi - lo + 1e-8), rows=i).gather(1, t[i, None])[:, 0].float()
-    return _cam(model, batch, L, a, s.view(B, C).softmax(1), t)
+    e = _cam(model, batch, L, a, s.view(B, C).softmax(1), t); e.meta['bn_folded'] = n
+    return e

@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect, importlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn, torch.nn.functional as F, torch.fx
 from torch import Tensor
 
 # %% auto #0
 __all__ = ['Explanation', 'hooks', 'model_kind', 'as_batch', 'model_call', 'fixed_tower', 'tower_rows', 'rows_per_call',
-           'embedding_module', 'check_batch', 'resolve_target', 'register', 'methods', 'explain']
+           'conv_bn_pairs', 'folded_bn', 'embedding_module', 'check_batch', 'resolve_target', 'register', 'methods',
+           'explain']
 
 # %% ../../nbs/08_explain.core.ipynb #a903bc88
 def _minmax(m, mask=None):
@@ -117,6 +118,62 @@ def rows_per_call(n:int|None, # the caller's choice; None: the device's default
     if n is None: return 16 if torch.device(device).type == 'cpu' else accelerator
     if not (isinstance(n, int) and n > 0): raise ValueError(f"{what} must be a positive int, got {n!r}")
     return n
+
+# %% ../../nbs/08_explain.core.ipynb #f4050c6a
+_CBN = (nn.Conv2d, nn.BatchNorm2d)
+
+class _ConvBNTracer(torch.fx.Tracer):
+    "fx tracer that steps only into modules holding convolutions or batch norms; those (and subclasses, e.g. timm's padded convs) and everything else are one call."
+    def is_leaf_module(self, m, qualname): return isinstance(m, _CBN) or not any(isinstance(x, _CBN) for x in m.modules())
+
+def _after_norm(bn):
+    "What `bn` does after normalising, as a function (identity for `BatchNorm2d`, drop + act for timm's `BatchNormAct2d`); None for other norms."
+    if type(bn) is nn.BatchNorm2d: return lambda x: x
+    if type(bn).__name__ == 'BatchNormAct2d' and hasattr(bn, 'act') and hasattr(bn, 'drop'): return lambda x: bn.act(bn.drop(x))
+
+# %% ../../nbs/08_explain.core.ipynb #9f188363
+def conv_bn_pairs(model:nn.Module)->list: # any model
+    "`(name, conv, bn)` for each `Conv2d` whose output goes only into a `BatchNorm2d` with running statistics, from fx traces."
+    out, done = [], []
+    for name, m in model.named_modules():
+        if any(d == '' or name == d or name.startswith(d + '.') for d in done): continue
+        if not any(isinstance(c, nn.BatchNorm2d) for c in m.children()): continue  # a norm's input is visible from its parent
+        try: g = _ConvBNTracer().trace(m)
+        except Exception: continue  # not traceable as a whole: its children are tried one by one
+        done.append(name)
+        calls = [n.target for n in g.nodes if n.op == 'call_module']
+        mod = lambda n: m.get_submodule(n.target) if isinstance(n, torch.fx.Node) and n.op == 'call_module' else None
+        for n in g.nodes:
+            bn = mod(n)
+            if not isinstance(bn, nn.BatchNorm2d) or len(n.args) != 1 or n.kwargs: continue
+            c, conv = n.args[0], mod(n.args[0])
+            if (isinstance(conv, nn.Conv2d) and len(c.users) == 1 and calls.count(c.target) == calls.count(n.target) == 1
+                and bn.running_mean is not None and conv.out_channels == bn.num_features and _after_norm(bn) is not None):
+                out.append((f'{name}.{c.target}' if name else c.target, conv, bn))
+    return out
+
+@contextmanager
+def folded_bn(model:nn.Module, # any model; only its eval-mode conv → batch-norm pairs change
+              enabled:bool=True): # False: a no-op (yields 0)
+    "Within the block, each conv → BatchNorm pair of `model` runs as one conv with the norm folded in; yields how many were folded."
+    ps = [(c, b) for _, c, b in conv_bn_pairs(model) if not b.training and not b._forward_pre_hooks
+          and not (c._forward_hooks or c._forward_pre_hooks)] if enabled else []
+    saved = []
+    try:
+        with torch.no_grad():
+            for c, b in ps:
+                s = (b.running_var.double() + b.eps).rsqrt() * (b.weight.double() if b.weight is not None else 1)
+                bias = ((c.bias.double() if c.bias is not None else 0) - b.running_mean.double()) * s
+                if b.bias is not None: bias = bias + b.bias.double()
+                w = torch.empty_like(c.weight).copy_(c.weight.double() * s.view(-1, *[1] * (c.weight.ndim - 1)))
+                saved.append((c, b, c.weight.data, c.bias))
+                c.weight.data, c.bias = w, nn.Parameter(bias.to(w.dtype), requires_grad=False)
+                b.forward = _after_norm(b)
+        yield len(ps)
+    finally:
+        for c, b, w, bias in reversed(saved):
+            c.weight.data, c.bias = w, bias
+            del b.forward
 
 # %% ../../nbs/08_explain.core.ipynb #62ab48ed
 def _image_module(model): return getattr(model, 'image_encoder', model)

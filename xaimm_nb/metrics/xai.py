@@ -10,7 +10,7 @@ import time
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from torch import Tensor
-from ..explain.core import Explanation, explain, model_call
+from ..explain.core import Explanation, explain, model_call, folded_bn
 from ..explain.attention import _is_dual
 from . import pointing_game, iou_xai, perturbation_auc, confidence_change
 
@@ -21,13 +21,14 @@ __all__ = ['score_fn', 'random_explanation', 'xai_scores', 'explain_batched', 'x
 _INPUTS = ('images', 'input_ids', 'attention_mask')
 
 def score_fn(model:nn.Module, # classifier (multimodal, image or HF text) or dual encoder
-             bs:int=64): # samples per forward pass
+             bs:int=64, # samples per forward pass
+             fold_bn:bool=True): # run with eval-mode batch norms folded into their convs (`explain.core.folded_bn`: same scores, faster)
     "inputs → scores: class probabilities [B,K] for a classifier, pair cosine similarity [B] for a dual encoder."
     dual, dev = _is_dual(model), next(model.parameters()).device
     def f(b):
         b = {k: v for k, v in (b.items() if isinstance(b, dict) else dict(images=b).items()) if k in _INPUTS}
         n = len(next(iter(b.values()))); out = []
-        with torch.no_grad():
+        with torch.no_grad(), folded_bn(model, fold_bn):
             for i in range(0, n, bs):
                 s = {k: v[i:i+bs] for k, v in b.items()}
                 if dual: out.append((model.encode_image(s['images'].to(dev)) * model.encode_text(s['input_ids'].to(dev), s['attention_mask'].to(dev))).sum(-1))
