@@ -119,7 +119,7 @@ def rows_per_call(n:int|None, # the caller's choice; None: the device's default
     if not (isinstance(n, int) and n > 0): raise ValueError(f"{what} must be a positive int, got {n!r}")
     return n
 
-# %% ../../nbs/08_explain.core.ipynb #f4050c6a
+# %% ../../nbs/08_explain.core.ipynb #fa52cf30
 _CBN = (nn.Conv2d, nn.BatchNorm2d)
 
 class _ConvBNTracer(torch.fx.Tracer):
@@ -131,7 +131,7 @@ def _after_norm(bn):
     if type(bn) is nn.BatchNorm2d: return lambda x: x
     if type(bn).__name__ == 'BatchNormAct2d' and hasattr(bn, 'act') and hasattr(bn, 'drop'): return lambda x: bn.act(bn.drop(x))
 
-# %% ../../nbs/08_explain.core.ipynb #9f188363
+# %% ../../nbs/08_explain.core.ipynb #ec73bfd7
 def conv_bn_pairs(model:nn.Module)->list: # any model
     "`(name, conv, bn)` for each `Conv2d` whose output goes only into a `BatchNorm2d` with running statistics, from fx traces."
     out, done = [], []
