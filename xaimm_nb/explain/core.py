@@ -157,7 +157,7 @@ def folded_bn(model:nn.Module, # any model; only its eval-mode conv → batch-no
               enabled:bool=True): # False: a no-op (yields 0)
     "Within the block, each conv → BatchNorm pair of `model` runs as one conv with the norm folded in; yields how many were folded."
     ps = [(c, b) for _, c, b in conv_bn_pairs(model) if not b.training and not b._forward_pre_hooks
-          and not (c._forward_hooks or c._forward_pre_hooks)] if enabled else []
+          and not (c._forward_hooks or c._forward_pre_hooks) and 'forward' not in vars(b)] if enabled else []  # vars: folded already
     saved = []
     try:
         with torch.no_grad():
