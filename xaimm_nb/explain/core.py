@@ -138,7 +138,8 @@ def conv_bn_pairs(model:nn.Module)->list: # any model
     for name, m in model.named_modules():
         if any(d == '' or name == d or name.startswith(d + '.') for d in done): continue
         if not any(isinstance(c, nn.BatchNorm2d) for c in m.children()): continue  # a norm's input is visible from its parent
-        try: g = _ConvBNTracer().trace(m)
+        ps = inspect.signature(m.forward).parameters.values()  # traced with its defaults, the way it is usually called
+        try: g = _ConvBNTracer().trace(m, concrete_args={p.name: p.default for p in ps if p.default is not p.empty} or None)
         except Exception: continue  # not traceable as a whole: its children are tried one by one
         done.append(name)
         calls = [n.target for n in g.nodes if n.op == 'call_module']
