@@ -83,7 +83,10 @@ def run(model, b, mean, std, seg, a):
     t0 = time.perf_counter(); segs = superpixels(b['raw'].cpu(), seg, seed=0); ts = time.perf_counter() - t0
     print(f"[{seg}] {[int(s.max()) + 1 for s in segs]} superpixels, {ts:.2f}s (not timed below)")
     with torch.no_grad(): t = model_call(model, b).argmax(1)
-    explain(model, {k: v[:1] for k, v in b.items()}, 'lime', modality='image', segmentation=segs[:1], num_samples=8)  # warm-up
+    # warm-up at the timed shapes (16-row chunks, folded and not; lime's 10-image batches): kernel selection is not timed
+    for f in (True, False):
+        explain(model, {k: v[:1] for k, v in b.items()}, 'lime', modality='image', segmentation=segs[:1], num_samples=48, batch_size=a.batch_size, fold_bn=f)
+    lime_reference(model, {k: v[:1] for k, v in b.items()}, segs[:1], t[:1], mean, std, 20)
     sync = torch.cuda.synchronize if torch.device(a.device).type == 'cuda' else (lambda: None)
     def timed(f):
         t0 = time.perf_counter(); r = f(); sync(); return r, time.perf_counter() - t0
