@@ -58,24 +58,25 @@ def xai_scores(model:nn.Module, # the explained model
                batch:dict, # the batch the explanation was computed on; `masks[image_mask]` [B,H,W] and `token_gt` [B,T] give the ground truth
                e:Explanation, # the explanation to score
                image_mask:str='object', # which of `batch['masks']` is the image ground truth
-               f=None, # scoring callable (default `score_fn(model)`)
+               f=None, # scoring callable (default `score_fn(model)`); it runs with `model`'s batch norms folded
                iou_threshold:float=.5): # `iou_xai` binarises at this fraction of each map's maximum
     "Per-sample quality of `e` for each modality it explains: `{'image/pointing': [B], 'text/auc_pos': [B], ...}`."
-    f, b = f or score_fn(model), _cpu(batch)
+    f, b = f or score_fn(model, fold_bn=False), _cpu(batch)  # folded below, once
     t = None if _is_dual(model) or e.target is None else e.target.cpu()
     r = {}
-    for mod, m in (('image', e.image), ('text', e.text)):
-        if m is None: continue
-        m = m.detach().float().cpu()
-        gt = batch.get('masks', {}).get(image_mask) if mod == 'image' else batch.get('token_gt')
-        if gt is not None:
-            gt = gt.cpu().bool()
-            if gt.shape != m.shape: raise ValueError(f"{mod} ground truth has shape {tuple(gt.shape)} but the {mod} maps {tuple(m.shape)}; they must match")
-            r[f'{mod}/pointing'], r[f'{mod}/iou'] = pointing_game(m, gt), iou_xai(m, gt, value=iou_threshold)
-        for pos in (True, False):
-            r[f"{mod}/auc_{'pos' if pos else 'neg'}"] = perturbation_auc(f, b, m, positive=pos, modality=mod, target=t)['auc']
-        c = confidence_change(f, b, m, modality=mod, target=t)
-        r[f'{mod}/conf_drop'], r[f'{mod}/conf_increase'] = c['drop'], c['increase']
+    with folded_bn(model):  # once for its ~40 scoring calls: a fold per call (fx trace + weight copies) cost ~20 ms each
+        for mod, m in (('image', e.image), ('text', e.text)):
+            if m is None: continue
+            m = m.detach().float().cpu()
+            gt = batch.get('masks', {}).get(image_mask) if mod == 'image' else batch.get('token_gt')
+            if gt is not None:
+                gt = gt.cpu().bool()
+                if gt.shape != m.shape: raise ValueError(f"{mod} ground truth has shape {tuple(gt.shape)} but the {mod} maps {tuple(m.shape)}; they must match")
+                r[f'{mod}/pointing'], r[f'{mod}/iou'] = pointing_game(m, gt), iou_xai(m, gt, value=iou_threshold)
+            for pos in (True, False):
+                r[f"{mod}/auc_{'pos' if pos else 'neg'}"] = perturbation_auc(f, b, m, positive=pos, modality=mod, target=t)['auc']
+            c = confidence_change(f, b, m, modality=mod, target=t)
+            r[f'{mod}/conf_drop'], r[f'{mod}/conf_increase'] = c['drop'], c['increase']
     return r
 
 # %% ../../nbs/11b_metrics.xai.ipynb #9d64a936
@@ -111,7 +112,7 @@ def xai_table(model:nn.Module, # the model to explain
               skip:dict|None=None): # pass a dict to skip methods that fail on this model (it receives name -> error) instead of raising
     "(table of mean scores per method, {method: per-sample scores}, {method: Explanation})."
     methods = {m: {} for m in methods} if not isinstance(methods, dict) else methods
-    model.eval(); f = score_fn(model)
+    model.eval()
     target = 'pair' if _is_dual(model) else 'pred'
     exps, per, secs = {}, {}, {}
     for name, opts in methods.items():
@@ -130,7 +131,7 @@ def xai_table(model:nn.Module, # the model to explain
         e.image, e.text = (e.image if has('image') else None), (e.text if has('text') else None)
         e.target = next(iter(exps.values())).target if exps else None
         exps['random'], secs['random'] = e, 0.
-    for name, e in exps.items(): per[name] = xai_scores(model, batch, e, image_mask, f)
+    for name, e in exps.items(): per[name] = xai_scores(model, batch, e, image_mask)
     rows = {n: {**{k: float(np.nanmean(v.numpy())) if (~v.isnan()).any() else float('nan') for k, v in p.items()}, 's/sample': secs[n]}
             for n, p in per.items()}
     return pd.DataFrame.from_dict(rows, orient='index'), per, exps
