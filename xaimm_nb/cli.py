@@ -8,7 +8,7 @@ Docs: https://xaimm.github.io/xaimm_nb/cli.html.md"""
 from __future__ import annotations
 import sys, argparse, traceback
 from pathlib import Path
-from .core import ConfigError, load_yaml, apply_overrides
+from .core import ConfigError, load_yaml, apply_overrides, tune_malloc
 
 # %% auto #0
 __all__ = ['explain_cmd', 'wgan_cmd', 'r2r_cmd', 'command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd',
@@ -55,6 +55,7 @@ def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     if not args.cmd: p.print_help(); return 2
+    tune_malloc()  # keep freed tensor memory in the process: CPU passes stop paying page faults (see `core.tune_malloc`)
     fn = _COMMANDS[args.cmd][0]
     try: return fn(args) or 0
     except KeyboardInterrupt:

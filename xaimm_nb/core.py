@@ -6,16 +6,16 @@ Docs: https://xaimm.github.io/xaimm_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11a35d23
 from __future__ import annotations
-import os, sys, json, random, difflib, dataclasses, tempfile, subprocess, platform, typing, types
+import os, sys, json, random, difflib, dataclasses, tempfile, subprocess, platform, typing, types, ctypes
 from dataclasses import dataclass, field, fields, is_dataclass, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, torch, yaml
 
 # %% auto #0
-__all__ = ['IN_TEST', 'set_seed', 'get_device', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig',
-           'save_state', 'load_state', 'ConfigError', 'from_dict', 'to_dict', 'apply_overrides', 'load_config',
-           'git_commit', 'package_versions', 'RunDir']
+__all__ = ['IN_TEST', 'set_seed', 'get_device', 'tune_malloc', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml',
+           'save_fig', 'save_state', 'load_state', 'ConfigError', 'from_dict', 'to_dict', 'apply_overrides',
+           'load_config', 'git_commit', 'package_versions', 'RunDir']
 
 # %% ../nbs/00_core.ipynb #7a6df8e3
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while `nbdev-test` runs a notebook: shrink the work
@@ -43,6 +43,21 @@ def get_device(device:str|torch.device|None=None): # 'cpu', 'cuda', 'cuda:1', 'm
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f"device={str(device)!r} was requested but CUDA is not available here; use device='cpu' (or leave it unset).")
     return d
+
+# %% ../nbs/00_core.ipynb #8a6df6ef
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+
+def tune_malloc(mmap_threshold:int=32 << 20, # allocations at least this big get their own mmap (glibc's ceiling on 64-bit: 32 MiB)
+                trim_threshold:int=256 << 20, # free memory the heap keeps at its top before returning it to the OS
+               )->bool: # True when glibc took both settings; False off glibc or with XAIMM_TUNE_MALLOC=0
+    "Make glibc malloc keep freed tensor memory instead of returning it after every pass (process-wide; see above)."
+    for k, v in dict(mmap_threshold=mmap_threshold, trim_threshold=trim_threshold).items():
+        if not (isinstance(v, int) and 0 < v < 2**31): raise ValueError(f"{k}={v!r}: must be a positive int below 2**31 bytes")
+    if not sys.platform.startswith('linux') or os.environ.get('XAIMM_TUNE_MALLOC', '1') == '0': return False
+    try: mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError): return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) & bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #b669d539
 def atomic_write(path:str|Path, # file to write; parent folders are created

@@ -10,7 +10,7 @@ import json, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from .core import (RunDir, ConfigError, from_dict, to_dict, load_json, save_json, load_state, set_seed, get_device,
-                           save_fig, atomic_write, IN_TEST)
+                           save_fig, atomic_write, IN_TEST, tune_malloc)
 
 # %% auto #0
 __all__ = ['stage', 'RunConfig', 'parse_config', 'section', 'run_pipeline', 'split_timings', 'summary', 'summary_markdown',
@@ -73,6 +73,7 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
     "Run the configured stages into run directory `out`. `resume`: skip finished stages whose config is unchanged and let an interrupted one resume from its checkpoints; a stage whose config changed starts afresh. `resume=False`: run the stages afresh."
     cfg = parse_config(d, stages)
     out = Path(out)
+    tune_malloc()  # CPU passes keep freed memory (papermill kernels and notebooks too, not only the CLI)
     done = load_json(out/'results'/'stages.json') if (out/'results'/'stages.json').exists() else {}
     seen = load_json(out/'results'/'stage_configs.json') if (out/'results'/'stage_configs.json').exists() else {}
     if not resume:  # start these stages again; the records of the run's other stages stay
