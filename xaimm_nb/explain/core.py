@@ -102,7 +102,7 @@ def fixed_tower(model:nn.Module, # the model to explain
     b, dev = as_batch(batch), next(model.parameters()).device
     with torch.no_grad():
         o = (model.image_encoder(b['images'].to(dev)) if modality == 'image'
-             else model.text_encoder(b['input_ids'].to(dev), b['attention_mask'].to(dev)))
+             else getattr(model, 'encode_text', model.text_encoder)(b['input_ids'].to(dev), b['attention_mask'].to(dev)))
     return {f'{modality}_out': o}
 
 def tower_rows(fixed:dict, # a `fixed_tower` result

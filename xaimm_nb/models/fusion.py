@@ -28,11 +28,13 @@ class Attention(nn.Module):
 
     def forward(self, x:Tensor, # queries [B,N,D]
                 ctx:Tensor, # keys and values [B,M,D]
-                mask:Tensor|None=None): # [B,M], nonzero = may be attended (pads: 0)
+                mask:Tensor|None=None, # [B,M], nonzero = may be attended (pads: 0)
+                kv:Tensor|None=None, # `self.kv(ctx)` [B,M,2D] computed already
+                q:Tensor|None=None): # `self.q(x)` [B,N,D] computed already
         "Attended values [B,N,D] and the attention probabilities [B,h,N,M]."
         (B, N, D), M, h = x.shape, ctx.shape[1], self.h
-        q = self.q(x).view(B, N, h, -1).transpose(1, 2)
-        k, v = self.kv(ctx).view(B, M, 2, h, -1).permute(2, 0, 3, 1, 4)
+        q = (self.q(x) if q is None else q).view(B, N, h, -1).transpose(1, 2)
+        k, v = (self.kv(ctx) if kv is None else kv).view(B, M, 2, h, -1).permute(2, 0, 3, 1, 4)
         s = q @ k.transpose(-1, -2) / math.sqrt(D // h)
         if mask is not None: s = s.masked_fill(~mask.bool()[:, None, None], torch.finfo(s.dtype).min)
         a = s.softmax(-1)
@@ -49,12 +51,18 @@ class CrossModalAttentionFusion(nn.Module):
         self.norm_i, self.norm_t, self.drop = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.Dropout(dropout)
         self.out, self.attn = nn.Linear(2*dim, dim), {}
 
+    def text_proj(self, txt:Tensor): # text tokens [B,T,D]
+        "What the fusion computes from the text alone: the image→text keys/values [B,T,2D] and the text→image queries [B,T,D]."
+        return self.i2t.kv(txt), self.t2i.q(txt)
+
     def forward(self, img:Tensor, # image tokens [B,Ni,D]
                 txt:Tensor, # text tokens [B,T,D]
-                txt_mask:Tensor): # [B,T], 1 = token, 0 = pad
+                txt_mask:Tensor, # [B,T], 1 = token, 0 = pad
+                txt_kv:Tensor|None=None, # `text_proj(txt)` computed already: its keys/values
+                txt_q:Tensor|None=None): # and its queries
         "Fused vector [B,D]; `.attn` holds this pass's {'i2t': [B,h,Ni,T], 't2i': [B,h,T,Ni]}."
-        oi, ai = self.i2t(img, txt, txt_mask)
-        ot, at = self.t2i(txt, img)
+        oi, ai = self.i2t(img, txt, txt_mask, kv=txt_kv)
+        ot, at = self.t2i(txt, img, q=txt_q)
         self.attn = dict(i2t=ai, t2i=at)
         img, txt = self.norm_i(img + self.drop(oi)), self.norm_t(txt + self.drop(ot))
         return self.out(torch.cat([img.mean(1), masked_mean(txt, txt_mask)], -1))
@@ -93,14 +101,20 @@ class MultimodalClassifier(nn.Module):
                 input_ids:Tensor, # [B,T]
                 attention_mask:Tensor, # [B,T]
                 image_out:tuple|None=None, # `image_encoder(images)` computed already (pooled, tokens): that tower is skipped
-                text_out:tuple|None=None): # `text_encoder(input_ids, attention_mask)` computed already: that tower is skipped
+                text_out:tuple|None=None): # `encode_text(input_ids, attention_mask)` (or `text_encoder(...)`) computed already: that tower is skipped
         "Logits [B,K]. Perturbation methods that vary one modality pass the other tower's output once computed."
         im = lambda: image_out if image_out is not None else self.image_encoder(images)
         tx = lambda: text_out if text_out is not None else self.text_encoder(input_ids, attention_mask)
         if self.mode == 'image': z = im()[0]
         elif self.mode == 'text': z = tx()[0]
-        else: z = self.fusion(im()[1], tx()[1], attention_mask)
+        else: t = tx(); z = self.fusion(im()[1], t[1], attention_mask, *t[2:])
         return self.head(z)
+
+    def encode_text(self, input_ids:Tensor, # [B,T]
+                    attention_mask:Tensor): # [B,T]
+        "Everything `forward` computes from the text alone, as its `text_out`: the text tower's (pooled, tokens), then the cross fusion's text projections."
+        o = self.text_encoder(input_ids, attention_mask)
+        return (*o, *self.fusion.text_proj(o[1])) if hasattr(self.fusion, 'text_proj') else o
 
 # %% ../../nbs/04_models.fusion.ipynb #36854d17
 def build_model(preset:str='offline', # 'tiny', 'offline' or 'full' (see `PRESETS`)
