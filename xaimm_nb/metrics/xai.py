@@ -10,7 +10,7 @@ import time
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from torch import Tensor
-from ..explain.core import Explanation, explain, model_call, folded_bn
+from ..explain.core import Explanation, explain, model_call, folded_bn, fixed_tower, tower_rows
 from ..explain.attention import _is_dual
 from . import pointing_game, iou_xai, perturbation_auc, confidence_change
 
@@ -28,13 +28,25 @@ def score_fn(model:nn.Module, # classifier (multimodal, image or HF text) or dua
     def f(b):
         b = {k: v for k, v in (b.items() if isinstance(b, dict) else dict(images=b).items()) if k in _INPUTS}
         n = len(next(iter(b.values()))); out = []
-        with torch.no_grad(), folded_bn(model, fold_bn):
-            for i in range(0, n, bs):
-                s = {k: v[i:i+bs] for k, v in b.items()}
-                if dual: out.append((model.encode_image(s['images'].to(dev)) * model.encode_text(s['input_ids'].to(dev), s['attention_mask'].to(dev))).sum(-1))
-                else: out.append(model_call(model, s).softmax(-1))
+        with torch.no_grad():
+            text, rows = _text_once(model, b, dual, dev)
+            with folded_bn(model, fold_bn):
+                for i in range(0, n, bs):
+                    s, r = {k: v[i:i+bs] for k, v in b.items()}, None if rows is None else rows[i:i+bs]
+                    if dual: out.append((model.encode_image(s['images'].to(dev)) * (text[r] if text is not None else model.encode_text(s['input_ids'].to(dev), s['attention_mask'].to(dev)))).sum(-1))
+                    else: out.append(model_call(model, s, **(tower_rows(text, r) if text else {})).softmax(-1))
         return torch.cat(out).cpu()
     return f
+
+def _text_once(model, b, dual, dev):
+    "When captions repeat (images perturbed, text kept): the text side of each distinct caption, computed once, and each row's caption."
+    if not ('images' in b and 'input_ids' in b): return None, None
+    ids, am = b['input_ids'], b['attention_mask']
+    u, rows = torch.unique(torch.cat([ids, am], 1), dim=0, return_inverse=True)
+    if len(u) == len(ids): return None, None
+    ub = dict(input_ids=u[:, :ids.shape[1]].to(dev), attention_mask=u[:, ids.shape[1]:].to(dev))
+    text = model.encode_text(**ub) if dual else fixed_tower(model, ub, 'text')
+    return (text, rows) if dual or text else (None, None)
 
 # %% ../../nbs/11b_metrics.xai.ipynb #e89613b7
 def random_explanation(batch:dict, # batch dict (images and/or input_ids, attention_mask)
