@@ -153,13 +153,26 @@ def conv_bn_pairs(model:nn.Module)->list: # any model
                 out.append((f'{name}.{c.target}' if name else c.target, conv, bn))
     return out
 
+def _static_same(c):
+    "A forward for timm's depthwise `Conv2dSame` `c` without its padded copy of the input; None for other modules."
+    if type(c).__name__ != 'Conv2dSame' or not 1 < c.groups == c.in_channels or c.dilation != (1, 1) or 'forward' in vars(c): return None
+    def forward(x):
+        # TF 'same' pads lo = p // 2 before and hi = p - lo after; a kernel grown by hi - lo zero taps in front with a
+        # symmetric padding hi reads exactly the same windows
+        p = [max((-(-n // s) - 1) * s + k - n, 0) for n, k, s in zip(x.shape[-2:], c.kernel_size, c.stride)]
+        (dh, hh), (dw, hw) = ((q - q // 2 - q // 2, q - q // 2) for q in p)
+        return F.conv2d(x, F.pad(c.weight, (dw, 0, dh, 0)), c.bias, c.stride, (hh, hw), 1, c.groups)
+    return forward
+
 @contextmanager
 def folded_bn(model:nn.Module, # any model; only its eval-mode conv → batch-norm pairs change
               enabled:bool=True): # False: a no-op (yields 0)
-    "Within the block, each conv → BatchNorm pair of `model` runs as one conv with the norm folded in; yields how many were folded."
+    "Within the block, each conv → BatchNorm pair of `model` runs as one conv with the norm folded in (and timm's depthwise 'same' convs skip their padded input copy); yields how many norms were folded."
     ps = [(c, b) for _, c, b in conv_bn_pairs(model) if not b.training and not b._forward_pre_hooks
           and not (c._forward_hooks or c._forward_pre_hooks) and 'forward' not in vars(b)] if enabled else []  # vars: folded already
+    same = [(m, f) for m in (model.modules() if enabled else ()) if (f := _static_same(m))]
     saved = []
+    for m, f in same: m.forward = f
     try:
         with torch.no_grad():
             for c, b in ps:
@@ -175,6 +188,7 @@ def folded_bn(model:nn.Module, # any model; only its eval-mode conv → batch-no
         for c, b, w, bias in reversed(saved):
             c.weight.data, c.bias = w, bias
             del b.forward
+        for m, _ in same: del m.forward
 
 # %% ../../nbs/08_explain.core.ipynb #62ab48ed
 def _image_module(model): return getattr(model, 'image_encoder', model)
