@@ -11,7 +11,7 @@ Both explain the predicted class with the same segmentation (lime's quickshift d
 defaults; computed once, not timed), the mean-colour fill and `--samples` perturbations: ours in one call for all images (the library's batch size unless --batch-size: 16 on a CPU, 64 on a GPU; on --device), lime's
 `LimeImageExplainer().explain_instance(..., batch_size=10)` one image at a time (its defaults otherwise). Ours and lime
 run --repeat times (default 2), alternating, and the best time of each gives the speed-up (the 2-core machine's speed
-wanders by 10-20 % between minutes; lime's time over 4 single runs: 25.8-31.1 s).
+wanders between minutes: lime alone took 24.5-31.1 s over seven runs).
 Ours folds the image tower's eval-mode batch norms into its convolutions while it runs the perturbations (`folded_bn`,
 the default `fold_bn=True`: the same function up to float rounding); lime calls the model as it is. To show where the
 time goes, it also times ours without folding, ours running both towers on every perturbation (neither saving), and lime

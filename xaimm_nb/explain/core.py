@@ -160,7 +160,7 @@ def _static_same(c):
         # TF 'same' pads lo = p // 2 before and hi = p - lo after; a kernel grown by hi - lo zero taps in front with a
         # symmetric padding hi reads exactly the same windows
         p = [max((-(-n // s) - 1) * s + k - n, 0) for n, k, s in zip(x.shape[-2:], c.kernel_size, c.stride)]
-        (dh, hh), (dw, hw) = ((q - q // 2 - q // 2, q - q // 2) for q in p)
+        (dh, hh), (dw, hw) = ((q % 2, q - q // 2) for q in p)  # (hi - lo, hi)
         return F.conv2d(x, F.pad(c.weight, (dw, 0, dh, 0)), c.bias, c.stride, (hh, hw), 1, c.groups)
     return forward
 
