@@ -125,11 +125,10 @@ def test_csv_line_numbers_multiline_caption(imgs):
     p = _csv(imgs, 'image_path,text,label,protected\ni/0.png,a,x,f\ni/1.png,"two\nlines",x,f\ni/none.png,c,x,f\n')
     with pytest.raises(FileNotFoundError, match=r"d.csv, row 3 \(line 5\): image file .*none.png not found"): CSVSource(p)
 
-def test_csv_escapes_and_absolute(imgs):
+def test_csv_escapes_and_absolute_inside(imgs):
     for v in ('i/../../x.png', '../i/0.png'):
         with pytest.raises(ValueError, match="points outside"): CSVSource(_csv(imgs, f'image_path,text,label,protected\n{v},a,x,f\n'))
-    out = _png(imgs.parent / f'{imgs.name}_outside.png')
-    assert len(CSVSource(_csv(imgs, f'image_path,text,label,protected\n{out},a,x,f\n'))) == 1   # absolute: allowed
+    assert len(CSVSource(_csv(imgs, f'image_path,text,label,protected\n{imgs / "i/0.png"},a,x,f\n'))) == 1  # absolute, inside
     assert len(CSVSource(_csv(imgs, 'image_path,text,label,protected\ni/../i/0.png,a,x,f\n'))) == 1
 
 def test_csv_truncated_and_later_damage(imgs):
@@ -206,3 +205,162 @@ def test_dataloaders_seeded_order():
         return [torch.cat([b[3] * 100 + b[4] for b in dls.train]).tolist() for _ in range(2)]
     a = order(1)
     assert a == order(1, g=5) and a != order(2) and a[0] != a[1]
+
+# ---------------------------------------------------------------- paths stay inside the dataset (issue 17.2)
+H = 'image_path,text,label,protected'
+
+@pytest.fixture
+def outside(tmp_path):
+    "(a dataset folder holding i/0.png, an image outside it)"
+    d = tmp_path / 'data'; _png(d / 'i/0.png')
+    return d, _png(tmp_path / 'elsewhere/o.png')
+
+def test_csv_paths_outside_refused(outside):
+    d, o = outside
+    (d / 'i/link.png').symlink_to(o); (d / 'i/dir').symlink_to(o.parent, target_is_directory=True)
+    for v in (str(o), 'i/link.png', 'i/dir/o.png', '../elsewhere/o.png', 'i/../../elsewhere/o.png'):
+        with pytest.raises(ValueError) as e: CSVSource(_csv(d, f'{H}\ni/0.png,a,x,f\n{v},a,x,f\n'))
+        m = str(e.value)
+        assert f"d.csv, row 2 (line 3): image_path {v!r} points outside {d.resolve()} (it resolves to {o.resolve()})" in m
+        assert 'move the file inside' in m and 'allow_outside=True' in m
+    with pytest.raises(ValueError, match=r"row 1 \(line 2\): mask_path '.*o.png' points outside"):
+        CSVSource(_csv(d, f'{H},mask_path\ni/0.png,a,x,f,{o}\n'))
+    s = CSVSource(_csv(d, f'{H}\n{o},a,x,f\ni/link.png,b,x,f\n../elsewhere/o.png,c,x,f\n'), allow_outside=True)
+    assert len(s) == 3 and s[1]['image'].shape == (12, 16, 3) and s.allow_outside
+
+def test_csv_paths_inside_and_root(outside):
+    d, o = outside
+    (d / 'i/alias.png').symlink_to(d / 'i/0.png')                     # a link that stays inside is fine
+    assert len(CSVSource(_csv(d, f'{H}\n{d / "i/0.png"},a,x,f\ni/alias.png,a,x,f\n'))) == 2
+    p = _csv(d, f'{H}\no.png,a,x,f\n')
+    assert CSVSource(p, root=o.parent).rows[0]['image'] == o.resolve()  # `root` replaces the CSV's folder...
+    with pytest.raises(ValueError, match=f"points outside {o.parent.resolve()}"):   # ...also as the fence
+        CSVSource(_csv(d, f'{H}\n{d / "i/0.png"},a,x,f\n', 'e.csv'), root=o.parent)
+    assert len(CSVSource(p, image_root=o.parent)) == 1                 # the former name still works
+    with pytest.raises(TypeError, match="pass `root` only"): CSVSource(p, root=o.parent, image_root=o.parent)
+
+def test_csv_skip_never_opens_outside(outside, monkeypatch):
+    d, o = outside
+    (d / 'i/link.png').symlink_to(o)
+    opened, real = [], Image.open
+    monkeypatch.setattr(Image, 'open', lambda fp, *a, **k: opened.append(Path(fp).resolve()) or real(fp, *a, **k))
+    rows = f'{H},mask_path\n{o},a,x,f,\ni/link.png,a,x,f,\ni/0.png,a,x,f,{o}\ni/0.png,a,x,f,\n'
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); s = CSVSource(_csv(d, rows), on_error='skip'); s[0]
+    assert opened and all(p.is_relative_to(d.resolve()) for p in opened), opened      # nothing outside was opened
+    assert len(s) == 1 and 'skipped 3 bad row(s)' in str(w[0].message) and all('points outside' in m for m in s.skipped)
+
+def test_folder_source_outside(tmp_path):
+    _png(tmp_path / 'im/cat/0.png'); o = _png(tmp_path / 'o/x.png')
+    (tmp_path / 'im/dog').mkdir(); (tmp_path / 'im/dog/1.png').symlink_to(o)
+    caps = _csv(tmp_path, 'filename,caption\ncat/0.png,a cat\ndog/1.png,a dog\n', 'caps.csv')
+    with pytest.raises(ValueError, match=r"caps.csv, row 2 \(line 3\): filename 'dog/1.png' points outside"):
+        FolderSource(tmp_path / 'im', caps)
+    assert FolderSource(tmp_path / 'im', caps, allow_outside=True).labels()['y'].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="put the image in a subfolder"):   # absolute names carry no class folder
+        FolderSource(tmp_path / 'im', _csv(tmp_path, f'filename,caption\n{tmp_path / "im/cat/0.png"},a cat\n', 'a.csv'))
+
+# ---------------------------------------------------------------- image modes (issue 17.3)
+def _save(p, im, **kw):
+    p.parent.mkdir(parents=True, exist_ok=True); im.save(p, **kw); return p
+
+def _one(tmp, name, **kw):
+    "A CSVSource over the single image `name` in `tmp`."
+    return CSVSource(_csv(tmp, f'{H}\n{name},a,x,f\n', Path(name).name + '.csv'), **kw)
+
+def test_csv_16bit_grey_png(tmp_path):
+    v = np.arange(0, 65536, 257, dtype=np.uint16)[None].repeat(3, 0)   # 3 x 256, 0..65535
+    _save(tmp_path / 'g.png', Image.fromarray(v)); assert Image.open(tmp_path / 'g.png').mode == 'I;16'
+    a = _one(tmp_path, 'g.png')[0]['image']
+    assert a.dtype == np.uint8 and a.shape == (3, 256, 3) and (a == np.arange(256, dtype=np.uint8)[None, :, None]).all()
+
+@pytest.mark.parametrize('mode', ['1', 'L', 'P', 'RGB', 'RGBX', 'CMYK', 'YCbCr'])
+def test_to_rgb8_8bit_modes_as_pil(mode):
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (5, 7, 3), np.uint8)).convert(mode)
+    a = to_rgb8(im)
+    assert a.dtype == np.uint8 and a.shape == (5, 7, 3) and (a == np.array(im.convert('RGB'))).all()
+
+def test_to_rgb8_16_and_32_bit(tmp_path):
+    v = np.array([[0, 1, 128, 129, 32896, 65534, 65535]], np.uint16)
+    want = np.rint(v / 257).astype(np.uint8)
+    tif = Image.open(_save(tmp_path / 't.tif', Image.fromarray(v)))
+    for im in (Image.fromarray(v), Image.fromarray(v.astype('>u2')), tif):
+        assert im.mode.startswith('I;16') and (to_rgb8(im)[..., 1] == want).all(), im.mode
+    (tmp_path / 'g.pgm').write_bytes(b'P5\n7 1\n65535\n' + v.astype('>u2').tobytes())       # Pillow: mode 'I'
+    im = Image.open(tmp_path / 'g.pgm'); assert im.mode == 'I' and (to_rgb8(im)[..., 0] == want).all()
+    i32 = np.array([[0, 2**16, 2**30, 2**31 - 1]], np.int32)
+    im = Image.open(_save(tmp_path / 'i.tif', Image.fromarray(i32))); assert im.mode == 'I'
+    assert to_rgb8(im)[0, :, 2].tolist() == [0, 0, 128, 255]                # the type's range, not the image's
+    with pytest.raises(ValueError, match=r"n.tif: mode 'I' \(32-bit integer\) has values down to -7"):
+        to_rgb8(Image.open(_save(tmp_path / 'n.tif', Image.fromarray(np.array([[-7, 5]], np.int32)))))
+
+def test_to_rgb8_float(tmp_path):
+    im = Image.open(_save(tmp_path / 'f.tif', Image.fromarray(np.array([[0, .25, .5, 1]], np.float32))))
+    assert im.mode == 'F' and to_rgb8(im)[0, :, 0].tolist() == [0, 64, 128, 255]
+    for bad in ([[0, 1.5]], [[-.1, .5]], [[np.nan, .5]]):
+        with pytest.raises(ValueError, match=r"x.tif, row 2: mode 'F' \(float\) values span .* not \[0, 1\]"):
+            to_rgb8(Image.fromarray(np.array(bad, np.float32)), 'x.tif, row 2')
+    _save(tmp_path / 'big.tif', Image.fromarray(np.array([[0, 300]], np.float32)))
+    s = _one(tmp_path, 'big.tif')                                     # the range shows only when decoded
+    with pytest.raises(ValueError, match=r"big.tif.csv, row 1 \(line 2\): .*big.tif: mode 'F' \(float\) values span"):
+        s[0]
+
+def test_to_rgb8_alpha_over_white(tmp_path):
+    assert to_rgb8(Image.new('RGBA', (1, 1), (10, 20, 30, 0))).tolist() == [[[255, 255, 255]]]
+    assert to_rgb8(Image.new('RGBA', (1, 1), (10, 20, 30, 255))).tolist() == [[[10, 20, 30]]]
+    assert to_rgb8(Image.new('LA', (1, 1), (0, 128))).tolist() == [[[127, 127, 127]]]
+    pa = Image.new('PA', (1, 1)); pa.putpalette([0, 0, 255]); assert to_rgb8(pa).tolist() == [[[255, 255, 255]]]
+    p = Image.new('P', (2, 1)); p.putpalette([0, 0, 255, 255, 0, 0]); p.putpixel((1, 0), 1)
+    p = Image.open(_save(tmp_path / 'p.png', p, transparency=0)); assert 'transparency' in p.info
+    assert to_rgb8(p).tolist() == [[[255, 255, 255], [255, 0, 0]]]
+
+@pytest.mark.parametrize('fmt', ['png', 'jpg'])
+def test_exif_orientation_sizes_boxes_masks(tmp_path, fmt):
+    ex = Image.Exif(); ex[274] = 6                      # turned 90°: the 16x12 pixels show a 12x16 picture
+    im = Image.new('RGB', (16, 12), 'white'); im.paste((200, 0, 0), (0, 0, 4, 12))      # red left band: top once turned
+    _save(tmp_path / f'r.{fmt}', im, exif=ex)
+    m = np.zeros((16, 12), np.uint16); m[:4] = 40000; _save(tmp_path / 'm.png', Image.fromarray(m))
+    s = CSVSource(_csv(tmp_path, f'{H},mask_path,bbox\nr.{fmt},a,x,f,m.png,\nr.{fmt},b,x,f,,0 0 12 16\n'))
+    a = s[0]['image']
+    assert a.shape == (16, 12, 3) and a[:4, :, 0].min() > 150 and a[4:, :, 1].min() > 200
+    assert (s[0]['masks']['object'] == (m > 0)).all() and s[1]['masks']['object'].all()
+    with pytest.raises(ValueError, match=r"bbox '0 0 16 12' is not .* <= 12, 0 <= y0 < y1 <= 16"):
+        CSVSource(_csv(tmp_path, f'{H},bbox\nr.{fmt},b,x,f,0 0 16 12\n', 'b.csv'))
+    _save(tmp_path / 'flat.png', Image.new('L', (16, 12)))
+    with pytest.raises(ValueError, match=r"mask .*flat.png is \(16, 12\) but image .*r.\w+ is \(12, 16\)"):
+        CSVSource(_csv(tmp_path, f'{H},mask_path\nr.{fmt},a,x,f,flat.png\n', 'c.csv'))
+
+def test_masks_any_mode(tmp_path):
+    v = np.zeros((12, 16), np.uint16); v[2:5, 3:9] = 1; v[6, 6] = 65535; _png(tmp_path / 'i.png')
+    for name, im in (('m16.png', Image.fromarray(v)), ('m1.png', Image.fromarray(v > 0)),
+                     ('mf.tif', Image.fromarray(v.astype(np.float32))),
+                     ('mp.png', Image.fromarray((v > 0).astype(np.uint8) * 9).convert('P'))):
+        _save(tmp_path / name, im)
+        s = CSVSource(_csv(tmp_path, f'{H},mask_path\ni.png,a,x,f,{name}\n', name + '.csv'))
+        assert (s[0]['masks']['object'] == (v > 0)).all(), name
+    assert to_mask(Image.new('RGBA', (1, 1), (0, 0, 0, 255))).tolist() == [[False]]
+
+def test_refused_modes_and_frames(tmp_path):
+    _save(tmp_path / 'lab.tif', Image.new('LAB', (4, 4)))
+    _save(tmp_path / 'a.gif', Image.new('RGB', (4, 4)), save_all=True, append_images=[Image.new('RGB', (4, 4), 'red')])
+    _save(tmp_path / 'a.tif', Image.new('L', (4, 4)), save_all=True, append_images=[Image.new('L', (4, 4), 9)])
+    for name, msg in (('lab.tif', r"image mode 'LAB' is not supported \(supported: 1, L, P"),
+                      ('a.gif', r"GIF image \(mode 'P'\) with 2 frames"),
+                      ('a.tif', r"TIFF image \(mode 'L'\) with 2 frames")):
+        with pytest.raises(ValueError, match=rf"{name}.csv, row 1 \(line 2\): image file .*{name}: {msg}"):
+            _one(tmp_path, name)
+    hsv = Image.new('HSV', (1, 1))
+    with pytest.raises(ValueError, match=r"hsv: image mode 'HSV' is not supported"): to_rgb8(hsv, 'hsv')
+    with pytest.raises(ValueError, match=r"m: image mode 'HSV' is not supported"): to_mask(hsv, 'm')
+
+def test_mpo_first_frame(tmp_path):
+    p = _save(tmp_path / 'c.mpo', Image.new('RGB', (8, 6), (250, 0, 0)), save_all=True,
+              append_images=[Image.new('RGB', (8, 6), (0, 0, 250))])
+    assert Image.open(p).n_frames == 2
+    a = _one(tmp_path, 'c.mpo')[0]['image']
+    assert a.shape == (6, 8, 3) and a[..., 0].min() > 200
+
+def test_csv_image_changed_after_build(imgs):
+    s = _one(imgs, 'i/0.png'); _png(imgs / 'i/0.png', size=(8, 8))
+    with pytest.raises(ValueError, match=r"row 1 \(line 2\): image .*0.png is \(8, 8\), not \(16, 12\) as when"):
+        s[0]

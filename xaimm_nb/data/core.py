@@ -7,11 +7,11 @@ Docs: https://xaimm.github.io/xaimm_nb/data.core.html.md"""
 
 # %% ../../nbs/01a_data.core.ipynb #0508c2b4
 from __future__ import annotations
-import csv, math, os, random, re, textwrap, warnings
+import csv, math, random, re, textwrap, warnings
 from functools import lru_cache, partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.nn.utils.rnn import pad_sequence
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
@@ -20,7 +20,8 @@ from .synth import ROLES, SPLITS, SynthConfig, SynthMM, synth_vocab
 
 # %% auto #0
 __all__ = ['PADS', 'IMAGENET_STATS', 'Encoding', 'WordTokenizer', 'HFTokenizer', 'get_tokenizer', 'MMDataset', 'stratified_split',
-           'mm_dataloaders', 'synth_datasets', 'synth_dataloaders', 'CSVSource', 'FolderSource', 'show_batch']
+           'mm_dataloaders', 'synth_datasets', 'synth_dataloaders', 'to_rgb8', 'to_mask', 'CSVSource', 'FolderSource',
+           'show_batch']
 
 # %% ../../nbs/01a_data.core.ipynb #a4db1c09
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -155,7 +156,7 @@ class MMDataset(torch.utils.data.Dataset):
                 torch.stack(y), torch.stack(s))
 
     def batch(self, idxs):
-        "Samples `idxs` with everything for explanations: inputs, targets, raw images, captions, tokens, masks, token ground truth."
+        "Samples `idxs` for explanations: inputs, targets, raw images, captions, tokens, masks, token ground truth, `classes`."
         idxs = [int(i) for i in idxs]; ds = [self.src[self.idxs[i]] for i in idxs]
         x = torch.stack([self._image(d['image']) for d in ds])
         tk = [self._tokens(i, d) for i, d in zip(idxs, ds)]
@@ -168,6 +169,7 @@ class MMDataset(torch.utils.data.Dataset):
                  tokens=[self.tok.convert_ids_to_tokens(o.tolist()) for o in ids],
                  masks={k: rs([d['masks'][k] for d in ds]) for k in mk}, token_gt=self._pad([t[1] for t in tk]))
         if all('a' in d for d in ds): b['artefact'] = torch.tensor([int(d['a']) for d in ds])
+        if self.classes is not None: b['classes'] = tuple(self.classes)  # a tuple: one per batch, not per sample
         return b
 
 # %% ../../nbs/01a_data.core.ipynb #6a179139
@@ -231,6 +233,51 @@ def synth_dataloaders(cfg:SynthConfig|None=None, # SynthMM knobs
     "`mm_dataloaders` over SynthMM's train and valid splits."
     return mm_dataloaders(SynthMM(cfg, 'train'), SynthMM(cfg, 'valid'), bs, tokenizer, size, mean, std, seed, device)
 
+# %% ../../nbs/01a_data.core.ipynb #e597f4be
+_INT16 = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+_MODES = ('1', 'L', 'P', 'PA', 'LA', 'RGB', 'RGBA', 'RGBX', 'CMYK', 'YCbCr', 'I', 'F') + _INT16
+_FMT16 = ('PNG', 'PPM')  # formats whose integer samples have at most 16 bits (Pillow stretches PGM/PPM to 0..65535)
+
+def _check_image(im, where):
+    "Raise unless `to_rgb8`/`to_mask` can convert `im`: a known mode and one frame (an MPO's first frame is its photo)."
+    if im.mode not in _MODES:
+        raise ValueError(f"{where}: image mode {im.mode!r} is not supported (supported: {', '.join(_MODES)}); "
+                         "save the image as 8-bit RGB or 8/16-bit greyscale")
+    if (n := getattr(im, 'n_frames', 1)) > 1 and im.format != 'MPO':
+        raise ValueError(f"{where}: {im.format} image (mode {im.mode!r}) with {n} frames; save the one you mean as a "
+                         "single-frame image")
+
+def _size(im):
+    "(width, height) of `im` once EXIF-oriented, read from the header (a PNG's eXIf chunk only if before the pixels)."
+    o = im.getexif().get(274, 1) if im.format != 'PNG' or 'exif' in im.info else 1
+    return im.size[::-1] if o in (5, 6, 7, 8) else im.size
+
+def to_rgb8(im, # a PIL image of any mode in `_MODES`
+            where=None): # what errors name (file, row); default: the image's filename
+    "uint8 [H,W,3] array of `im`, EXIF orientation applied and every mode scaled to 8 bits by its format's range."
+    where = where or getattr(im, 'filename', None) or 'image'
+    _check_image(im, where)
+    m, fmt, im = im.mode, getattr(im, 'format', None), ImageOps.exif_transpose(im)
+    if m in ('LA', 'PA', 'RGBA') or (m == 'P' and 'transparency' in im.info):
+        return np.array(Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im.convert('RGBA')).convert('RGB'))
+    if m not in ('I', 'F', *_INT16): return np.array(im.convert('RGB'))
+    a = np.asarray(im, dtype=np.float64)
+    if m == 'F' and not (np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1):
+        raise ValueError(f"{where}: mode 'F' (float) values span [{a.min():g}, {a.max():g}], not [0, 1]; "
+                         "save the image with values in [0, 1], or as 8/16-bit integers")
+    top = 1 if m == 'F' else 65535 if m in _INT16 or fmt in _FMT16 else 2**31 - 1
+    if a.min() < 0:
+        raise ValueError(f"{where}: mode 'I' (32-bit integer) has values down to {a.min():g}; 8 bits cover "
+                         f"0..{top}, so save the image with values >= 0, as 16-bit, or as float in [0, 1]")
+    return np.repeat(np.rint(a * (255 / top)).astype(np.uint8)[..., None], 3, -1)
+
+def to_mask(im, # a PIL image of any mode in `_MODES`
+            where=None): # what errors name (file, row); default: the image's filename
+    "bool [H,W] mask of `im` (> 0 = object), EXIF orientation applied; colour masks by their grey level, alpha ignored."
+    where = where or getattr(im, 'filename', None) or 'mask'
+    _check_image(im, where); im = ImageOps.exif_transpose(im)
+    return np.asarray(im if im.mode in ('1', 'L', 'I', 'F', *_INT16) else im.convert('L')) > 0
+
 # %% ../../nbs/01a_data.core.ipynb #743e3dcb
 _NA = {'', 'nan', 'na', 'n/a', 'null', 'none'}
 def _na(v): return v is None or v.strip().lower() in _NA
@@ -247,18 +294,23 @@ def _index(v, names, what):
     raise ValueError(f"unknown {what} {v!r} (known: {names}); fix the row or add it to `{'classes' if what == 'label' else 'groups'}`")
 
 def _verify(p, what='image'):
-    "(width, height) of image file `p`; raises if it is missing or unreadable."
+    "(width, height) of image file `p` once EXIF-oriented; raises if it is missing, unreadable or not convertible."
     if not p.is_file(): raise FileNotFoundError(f"{what} file {p} not found; fix the path or add the file")
-    try:
-        with Image.open(p) as im: im.verify(); return im.size
-    except Exception as e: raise ValueError(f"{what} file {p} is not a readable image ({type(e).__name__}: {e}); replace it") from None
+    bad = lambda e: ValueError(f"{what} file {p} is not a readable image ({type(e).__name__}: {e}); replace it")
+    try: im = Image.open(p)
+    except Exception as e: raise bad(e) from None
+    with im:
+        try: getattr(im, 'n_frames', 1); size = _size(im); im.verify()  # n_frames reads a GIF/TIFF through
+        except Exception as e: raise bad(e) from None
+        _check_image(im, f"{what} file {p}"); return size
 
-def _open(p, mode):
-    try:
-        with Image.open(p) as im: return np.array(im.convert(mode))
+def _open(p, fn, where):
+    "`fn(image, where)` (`to_rgb8` or `to_mask`) of image file `p`, which passed `_verify` when the source was built."
+    try: im = Image.open(p); im.load()
     except Exception as e:
-        raise ValueError(f"{p}: could not be decoded ({type(e).__name__}: {e}); replace the file (it passed the check "
-                         "when the source was built, so it is damaged or changed since)") from None
+        raise ValueError(f"{where}: {p}: could not be decoded ({type(e).__name__}: {e}); replace the file (it "
+                         "passed the check when the source was built, so it is damaged or changed since)") from None
+    with im: return fn(im, f"{where}: {p}")
 
 def _box(v, W, H):
     try: b = [round(float(t)) for t in re.split(r'[\s,;]+', v.strip())]
@@ -270,18 +322,27 @@ def _box(v, W, H):
 class CSVSource:
     "Items listed in a CSV (`image_path,text,label,protected[,mask_path|bbox]`): checked eagerly, images loaded lazily."
     cols, _label_fix = ('image_path', 'text', 'label', 'protected'), "fill in the label"
+    _image_col = 'image_path'  # the image column's name in the file, for messages
     def __init__(self, csv_path, # the table (.csv, or .tsv for tab-separated)
                  classes=None, # label names in index order; None: the sorted labels found (0..max for integers)
                  groups=None, # protected-attribute names in index order; None: as for labels
                  on_error:str='raise', # 'raise' at the first bad row or 'skip' bad rows (reasons in `.skipped`)
-                 image_root=None): # folder that relative paths resolve against (default: the CSV's)
+                 root=None, # folder that relative paths resolve against and every file must lie in (default: the CSV's)
+                 allow_outside:bool=False, # also read files outside `root` (absolute paths, `../`, links leading out)
+                 image_root=None): # the former name of `root`
         if on_error not in ('raise', 'skip'): raise ValueError(f"on_error={on_error!r}: use 'raise' or 'skip'")
-        self.path = Path(csv_path); self.root = Path(image_root) if image_root else self.path.parent
+        if image_root is not None:
+            if root is not None: raise TypeError("pass `root` only (`image_root` is its former name)")
+            root = image_root
+        self.path, self.allow_outside = Path(csv_path), allow_outside
+        self.root = Path(root) if root else self.path.parent
+        self._inside = self.root.resolve()
         self.rows, self.skipped = [], []
         for i, line, r in self._read():
-            try: self.rows.append(self._parse(r, classes, groups))
+            where = f"{self.path}, row {i} (line {line})"
+            try: self.rows.append(dict(self._parse(r, classes, groups), where=where))
             except (ValueError, FileNotFoundError) as e:
-                msg = f"{self.path}, row {i} (line {line}): {e}"
+                msg = f"{where}: {e}"
                 if on_error == 'raise': raise type(e)(f"{msg}; or pass on_error='skip' to drop bad rows") from None
                 self.skipped.append(msg)
         if self.skipped: warnings.warn(f"{self.path}: skipped {self.n_skipped} bad row(s); the reasons are in `.skipped`")
@@ -306,50 +367,65 @@ class CSVSource:
             return [(i, t.line_num, r) for i, r in enumerate(t, 1)]
 
     def _file(self, v, col):
+        "The real path (symlinks followed) of table value `v` of column `col`; it must lie inside `root`."
         if _na(v): raise ValueError(f"empty {col}; give the file's path")
-        p = Path(v.strip())
-        if p.is_absolute(): return p
-        if Path(os.path.normpath(p)).parts[0] == '..':
-            raise ValueError(f"{col} {v!r} points outside {self.root}; relative paths must stay inside it (move the file there or use an absolute path)")
-        return self.root / p
+        try: p = (self.root / v.strip()).resolve()  # an absolute `v` replaces the root
+        except (OSError, RuntimeError) as e:
+            raise ValueError(f"{col} {v!r} cannot be resolved ({e}); fix the path") from None
+        if self.allow_outside or p.is_relative_to(self._inside): return p
+        raise ValueError(f"{col} {v!r} points outside {self._inside} (it resolves to {p}); move the file inside, "
+                         "pass `root` a folder that holds it, or pass allow_outside=True to read files anywhere")
 
     def _parse(self, r, classes, groups):
         "The checked fields of row `r`."
-        p, text = self._file(r['image_path'], 'image_path'), (r['text'] or '').strip()
+        p, text = self._file(r['image_path'], self._image_col), (r['text'] or '').strip()
         if not text: raise ValueError(f"empty text for {p.name}; write a caption")
         for k, fix in (('label', self._label_fix), ('protected', 'fill in the protected value')):
             if _na(r[k]): raise ValueError(f"missing {k} ({r[k]!r}) for {p.name}; {fix}")
         o = dict(image=p, text=text, label=_norm(r['label']), group=_norm(r['protected']), mask=None, box=None)
         if classes: _index(o['label'], list(classes), 'label')
         if groups: _index(o['group'], list(groups), 'protected value')
-        W, H = _verify(p)
+        o['size'] = W, H = _verify(p)
         if not _na(r.get('mask_path')):
             o['mask'] = m = self._file(r['mask_path'], 'mask_path')
-            if _verify(m, 'mask') != (W, H): raise ValueError(f"mask {m} is {Image.open(m).size} but image {p} is {(W, H)}; save the mask at its image's size")
+            if (ms := _verify(m, 'mask')) != (W, H):
+                raise ValueError(f"mask {m} is {ms} but image {p} is {(W, H)}; save the mask at its image's size")
         elif not _na(r.get('bbox')): o['box'] = _box(r['bbox'], W, H)
         return o
 
     def __getitem__(self, i):
-        r = self.rows[i]; img = _open(r['image'], 'RGB')
+        r = self.rows[i]; w = r.get('where', str(self.path)); img = _open(r['image'], to_rgb8, w)
+        if 'size' in r and img.shape[1::-1] != r['size']:
+            raise ValueError(f"{w}: image {r['image']} is {img.shape[1::-1]}, not {r['size']} as when the source "
+                             "was built; rebuild the source")
         d = dict(image=img, caption=r['text'], y=r['y'], s=r['s'], masks={})
-        if r['mask']: d['masks']['object'] = _open(r['mask'], 'L') > 0
+        if r['mask']: d['masks']['object'] = _open(r['mask'], to_mask, w)
         elif r['box']:
             (x0, y0, x1, y1), m = r['box'], np.zeros(img.shape[:2], bool)
             m[y0:y1, x0:x1] = True; d['masks']['object'], d['box'] = m, np.array(r['box'])
+        if 'object' in d['masks'] and d['masks']['object'].shape != img.shape[:2]:
+            raise ValueError(f"{w}: mask {r['mask']} no longer has the size of image {r['image']}; rebuild the source")
         return d
 
 # %% ../../nbs/01a_data.core.ipynb #de667732
+def _class_dir(f):
+    "The class of relative file name `f`: its first folder (None for a bare or absolute name)."
+    p = Path(f or '')
+    return p.parts[0] if len(p.parts) > 1 and not p.is_absolute() else None
+
 class FolderSource(CSVSource):
     "Images in class subfolders of `image_dir` with captions (and optionally protected values) from a CSV/TSV file."
     cols, _label_fix = ('filename', 'caption'), "put the image in a subfolder named after its class"
+    _image_col = 'filename'
     def __init__(self, image_dir, # folder with one subfolder per class
                  captions_file, # .csv/.tsv with columns filename,caption[,protected]; filename relative to image_dir
-                 classes=None, groups=None, on_error:str='raise'): # as in `CSVSource`
-        super().__init__(captions_file, classes, groups, on_error, image_root=image_dir)
+                 classes=None, groups=None, on_error:str='raise', # as in `CSVSource`
+                 allow_outside:bool=False): # also read files outside `image_dir` (absolute paths, links leading out)
+        super().__init__(captions_file, classes, groups, on_error, root=image_dir, allow_outside=allow_outside)
 
     def _read(self):
         return [(i, l, dict(image_path=r['filename'], text=r['caption'], protected=r.get('protected', 'unknown'),
-                            label=Path(r['filename']).parts[0] if len(Path(r['filename'] or '').parts) > 1 else None))
+                            label=_class_dir(r['filename'])))
                 for i, l, r in super()._read()]
 
 # %% ../../nbs/01a_data.core.ipynb #b2ee5acd
