@@ -6,14 +6,36 @@ Docs: https://xaimm.github.io/xaimm_nb/experiments.html.md"""
 
 # %% ../nbs/13a_experiments.ipynb #3e6554f1
 from __future__ import annotations
-import copy, re, sys, time
+import copy, difflib, importlib.resources, re, sys, time
 from pathlib import Path
 import pandas as pd
 from .core import ConfigError, IN_TEST, load_yaml, load_json, save_json, apply_overrides
 
 # %% auto #0
-__all__ = ['METRICS', 'ABLATIONS', 'experiment_config', 'flat_metrics', 'save_metrics', 'show_run', 'template_path',
-           'run_experiment', 'run_ablations', 'collect_runs', 'summarise', 'plot_ablations', 'load_space', 'sweep']
+__all__ = ['METRICS', 'ABLATIONS', 'builtin_configs', 'config_path', 'experiment_config', 'flat_metrics', 'save_metrics',
+           'show_run', 'template_path', 'run_experiment', 'run_ablations', 'collect_runs', 'summarise',
+           'plot_ablations', 'load_space', 'sweep']
+
+# %% ../nbs/13a_experiments.ipynb #22c6ab49
+def _shipped(name, folder):
+    "Package folder `name` of an installed wheel, else the repository's `folder` (an editable install)."
+    p = Path(importlib.resources.files('xaimm_nb'))/name
+    return p if p.is_dir() else p.parent.parent/folder
+
+def builtin_configs()->list:
+    "Names of the built-in configs, sorted."
+    return sorted(p.stem for p in _shipped('configs', 'configs').glob('*.yaml'))
+
+def config_path(config:str|Path # a YAML file, or the name of a built-in config ('default', 'tiny', 'full', …)
+               )->Path:
+    "The config file `config` names: the file when it exists, else the built-in config of that name."
+    p, names = Path(config), builtin_configs()
+    if p.is_file(): return p
+    if p.suffix == '' and len(p.parts) == 1 and p.name in names: return _shipped('configs', 'configs')/f'{p.name}.yaml'
+    close = difflib.get_close_matches(p.stem, names, 1)
+    raise FileNotFoundError(f"config {str(config)!r}: no such file (relative paths resolve against {Path.cwd()}), "
+                            "nor a built-in config's name" + (f" (did you mean {close[0]!r}?)" if close else '') +
+                            f"; give a YAML file or one of {names}")
 
 # %% ../nbs/13a_experiments.ipynb #1492cbfb
 def _remove(d, o):
@@ -26,11 +48,11 @@ def _remove(d, o):
     item = v.strip()
     if item in lst: lst.remove(item)
 
-def experiment_config(config:str|Path|dict, # run config: a YAML path or a dict
+def experiment_config(config:str|Path|dict, # run config: a YAML path, a built-in config's name or a dict
                       overrides=(), # `key.sub=value` (value parsed as YAML) or `key-=item` (drop item from a list, if present)
                       seed:int|None=None)->dict: # the run's seed (None: the config's)
     "A run config dict from a YAML file or dict, overrides and a seed."
-    d = load_yaml(config) if isinstance(config, (str, Path)) else copy.deepcopy(config or {})
+    d = load_yaml(config_path(config)) if isinstance(config, (str, Path)) else copy.deepcopy(config or {})
     try:
         for o in overrides or ():
             if re.match(r'^\s*[\w.]+\s*-=', o): _remove(d, o)
@@ -76,17 +98,14 @@ def show_run(out_dir, # the run directory
     for p in sorted((out/'visualizations').glob(pictures)) if pictures else []: display(Markdown(f'**{p.stem}**'), Image(str(p)))
 
 # %% ../nbs/13a_experiments.ipynb #e9145853
-def _experiments_dir():
-    import xaimm_nb
-    return Path(xaimm_nb.__file__).resolve().parent.parent/'experiments'  # the repository's templates (editable install)
-
 def template_path(template:str|Path)->Path:
-    "The template notebook: a `.ipynb` path, or a name of the repository's `experiments/` templates ('classifier', 'wgan', …)."
-    p, ex = Path(template), _experiments_dir()
+    "The template notebook: a `.ipynb` path, or the name of a built-in template ('classifier', 'wgan', …)."
+    p, ex = Path(template), _shipped('templates', 'experiments')
     if p.suffix == '.ipynb' and p.exists(): return p.resolve()
     if p.suffix == '' and (ex/f'{p}.ipynb').exists(): return ex/f'{p}.ipynb'
     have = sorted(x.stem for x in ex.glob('*.ipynb'))
-    raise FileNotFoundError(f"template {str(template)!r}: no such notebook; give a path to a .ipynb or one of {have} (in {ex})")
+    raise FileNotFoundError(f"template {str(template)!r}: no such notebook; give a path to a .ipynb or one of {have} "
+                            f"(in {ex})")
 
 def _kernel_manager():
     from jupyter_client.manager import AsyncKernelManager
@@ -154,13 +173,13 @@ def _finished(rd, p):
 def _keep_stages(config, overrides, stages):
     "The override that keeps only `stages` of the config's stages (none if `stages` is None)."
     if stages is None: return []
-    from xaimm_nb.pipeline import RunConfig
+    from xaimm_nb.core import RunConfig
     have = experiment_config(config, overrides).get('stages', RunConfig().stages)
     keep = [s for s in have if s in stages]
     if not keep: raise ValueError(f"stages={list(stages)}: the config runs {have}, none of them; pass stages=None to keep all")
     return [f"stages=[{', '.join(keep)}]"]
 
-def run_ablations(config:str|Path|dict, # base run config: a YAML path or a dict
+def run_ablations(config:str|Path|dict, # base run config: a YAML path, a built-in config's name or a dict
                   seeds=(0, 1, 2), # one run per seed and ablation
                   ablations:list|dict|None=None, # names of `ABLATIONS`, a dict name -> overrides, or None for all
                   out:str|Path='runs/ablations', # runs go to out/<ablation>/seed<k>
@@ -173,8 +192,7 @@ def run_ablations(config:str|Path|dict, # base run config: a YAML path or a dict
     "Every ablation × seed through `run_experiment`; failures are recorded and skipped, finished runs are not rerun. Returns `collect_runs(out)`."
     from tqdm.auto import tqdm
     abl, out, tpl = _ablations(ablations), Path(out), template_path(template)
-    cfg = str(Path(config).resolve()) if isinstance(config, (str, Path)) else config
-    if isinstance(config, (str, Path)) and not Path(cfg).exists(): raise FileNotFoundError(f"config {str(config)!r}: no such file (relative to {Path.cwd()})")
+    cfg = str(config_path(config).resolve()) if isinstance(config, (str, Path)) else config
     overrides = [*overrides, *_keep_stages(config, overrides, stages)]
     jobs = [(a, s) for a in abl for s in seeds]
     bar = tqdm(jobs, desc='ablations', disable=IN_TEST or not progress)
@@ -250,8 +268,8 @@ _DISTS = {'float': ('low', 'high', 'log', 'step'), 'int': ('low', 'high', 'log',
 _DIRS = {'maximize': 'maximize', 'maximise': 'maximize', 'max': 'maximize', 'minimize': 'minimize', 'minimise': 'minimize', 'min': 'minimize'}
 
 def load_space(space:str|Path|dict)->dict:
-    "Read and check a sweep space (YAML path or dict): `objectives` {metric: maximize|minimize}, `params` {key: distribution}, `stages`."
-    d = load_yaml(space) if isinstance(space, (str, Path)) else dict(space)
+    "Read and check a sweep space (YAML path, built-in name or dict): `objectives` {metric: maximize|minimize}, `params` {key: distribution}, `stages`."
+    d = load_yaml(config_path(space)) if isinstance(space, (str, Path)) else dict(space)
     src = f"{space}: " if isinstance(space, (str, Path)) else ''
     bad = set(d) - {'objectives', 'params', 'stages'}
     if bad: raise ConfigError(f"{src}unknown sweep key(s) {sorted(bad)}; a sweep space has 'objectives', 'params' and optionally 'stages'")
