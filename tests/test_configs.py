@@ -33,3 +33,63 @@ def test_config_cam_layers_exist(path):
     if mc.preset == 'full': pytest.skip('the full preset downloads its weights')
     model = mc.build(cfg.data.get('n_classes', 4))
     for m, layer in _layers(path).items(): assert cam_layer(model, None, layer) is model.get_submodule(layer), m
+
+
+# --- every numeric setting is range-checked at parse time (issue 17, item 4)
+import dataclasses, typing
+from xaimm_nb.core import Range, ConfigError, RunConfig, from_dict
+
+def _config_classes():
+    from xaimm_nb.data.synth import SynthConfig
+    from xaimm_nb.models.fusion import ModelConfig
+    from xaimm_nb.models.dual import DualConfig
+    from xaimm_nb.train import TrainConfig
+    from xaimm_nb.gan import WGANConfig
+    from xaimm_nb.explain.benchmark import DualBenchConfig
+    from xaimm_nb.fairness.r2r import R2RConfig
+    from xaimm_nb.pipeline import ExplainConfig, _STAGES, _cls
+    cs = {SynthConfig, ModelConfig, DualConfig, TrainConfig, WGANConfig, DualBenchConfig, R2RConfig, ExplainConfig,
+          RunConfig}
+    secs = [_cls(c) for _, ss, *_ in _STAGES.values() for c in ss.values()]
+    return cs | {c for c in secs if isinstance(c, type)}  # and any section a stage adds (`data` has a parser)
+
+def _unranged(t):
+    "The int/float parts of annotation `t` that carry no `Range`."
+    o, args = typing.get_origin(t), typing.get_args(t)
+    if o is typing.Annotated: return [] if any(isinstance(a, Range) for a in args[1:]) else _unranged(args[0])
+    if t in (int, float): return [t.__name__]
+    return [x for a in args for x in _unranged(a)]
+
+@pytest.mark.parametrize('cls', sorted(_config_classes(), key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_every_numeric_config_field_has_a_range(cls):
+    hints = typing.get_type_hints(cls, include_extras=True)
+    assert {f.name: u for f in dataclasses.fields(cls) if (u := _unranged(hints[f.name]))} == {}
+    for f in dataclasses.fields(cls):  # every default lies in its own range
+        if f.default is not dataclasses.MISSING: from_dict(cls, {f.name: f.default})
+
+@pytest.mark.parametrize('override, msg', [
+    ({'seed': 10**20}, "seed=100000000000000000000: must be an int in [0, 4294967295]"),
+    ({'train': {'size': 0}}, "train.size=0: must be an int >= 1"),
+    ({'train': {'lr': 0}}, "train.lr=0.0: must be a float > 0"),
+    ({'data': {'rho_ys': 1.5}}, "data.rho_ys=1.5: must be a float in [0, 1]"),
+    ({'gan': {'betas': [0.5, 1.0]}}, "gan.betas[1]=1.0: must be a float in [0, 1)"),
+    ({'dual': {'dual': {'bs': 0}}}, "dual.dual.bs=0: must be an int >= 1"),
+    ({'r2r': {'n_classes': 1}}, "r2r.n_classes=1: must be an int in [2, 8]"),
+    ({'explain': {'n_show': 0}}, "explain.n_show=0: must be an int >= 1"),
+])
+def test_tiny_config_refuses_out_of_range_values(override, msg):
+    d = load_yaml(CONFIGS[0].parent/'tiny.yaml')
+    for k, v in override.items(): d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    with pytest.raises(ConfigError) as e: parse_config(d)
+    assert msg in str(e.value)
+
+def test_api_entry_points_validate_before_writing(tmp_path):
+    "`run_pipeline` and `train_wgan_from_config` refuse a bad value before the run directory exists."
+    from xaimm_nb.pipeline import run_pipeline
+    from xaimm_nb.gan import train_wgan_from_config
+    with pytest.raises(ConfigError, match=r"seed=-1: must be an int in \[0, 4294967295\]"):
+        run_pipeline({'seed': -1}, tmp_path/'a', log=lambda s: None)
+    (tmp_path/'c.yaml').write_text('gan: {steps: -2}\n')
+    with pytest.raises(ConfigError, match=r"c.yaml: gan.steps=-2: must be an int >= 0"):
+        train_wgan_from_config(tmp_path/'c.yaml', tmp_path/'b')
+    assert not (tmp_path/'a').exists() and not (tmp_path/'b').exists()

@@ -202,3 +202,26 @@ def test_from_config(tmp_path):
     assert train_wgan_from_config(tmp_path/'c.yaml', tmp_path/'b').cfg.seed == 5
     with pytest.raises(ConfigError, match='gan.n_critc'): train_wgan_from_config(dict(cfg, gan=dict(n_critc=1)), tmp_path/'c')
     with pytest.raises(ConfigError, match='size=30'): train_wgan_from_config(dict(cfg, data=dict(size=30)), tmp_path/'c')
+
+def test_killed_and_resumed_run_shows_one_tensorboard_stream(tmp_path, monkeypatch):
+    "Killed between checkpoints, then resumed: TensorBoard shows one value per step, those of an uninterrupted run."
+    import time
+    from xaimm_nb.train import tensorboard_scalars
+    cfg = dict(TINY, steps=4, ckpt_every=2, eval_every=2)
+    train_wgan(cfg, toy(), tmp_path/'a')
+    ws, real_w, real_f = [], gan._writer, gan._finite
+    monkeypatch.setattr(gan, '_writer', lambda *a: ws.append(real_w(*a)) or ws[-1])
+    def killed(step, **losses):
+        if step == 4: raise RuntimeError('killed')   # in step 4: steps 1-3 are logged, the checkpoint is step 2's
+        real_f(step, **losses)
+    monkeypatch.setattr(gan, '_finite', killed)
+    with pytest.raises(RuntimeError, match='killed'): train_wgan(cfg, toy(), tmp_path/'b')
+    ws[0].close()                                       # its events reached the disk before the kill
+    assert load_state(tmp_path/'b'/'models'/'wgan_last.pt')['step'] == 2
+    monkeypatch.setattr(gan, '_finite', real_f)
+    time.sleep(1)                                       # event files sort by their creation second
+    train_wgan(cfg, toy(), tmp_path/'b')
+    assert len(list((tmp_path/'b'/'tensorboard'/'gan').glob('events.out.tfevents.*'))) == 2
+    a, b = (tensorboard_scalars(tmp_path/k/'tensorboard'/'gan') for k in 'ab')
+    assert [s for s, _ in b['gan/loss_g']] == [1, 2, 3, 4] and [s for s, _ in b['gan/fid_synthmm']] == [2, 4]
+    assert b == a

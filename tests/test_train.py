@@ -62,14 +62,18 @@ import os, sys, json
 from fastai.callback.core import Callback
 from xaimm_nb.train import train_classifier
 class Kill(Callback):
-    "Simulate a crash: end the process abruptly after KILL_AFTER training batches."
+    "Simulate a crash: end the process abruptly after KILL_AFTER training batches (their TensorBoard events on disk)."
+    order = 100  # after TensorBoardScalars logged the step
     def after_batch(self):
-        if self.training and self.train_iter >= int(os.environ.get('KILL_AFTER', 10**9)): os._exit(3)
+        if self.training and self.train_iter >= int(os.environ.get('KILL_AFTER', 10**9)):
+            self.learn.tensor_board_scalars.w.flush(); os._exit(3)
 train_classifier(json.loads(sys.argv[1]), sys.argv[2], cbs=[Kill()])
 '''
 
 def _train(tmp_path, out, kill=None):
-    env = {**os.environ, 'IN_TEST': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg'}
+    # both processes of a comparison get one thread: exact equality holds for one machine and one thread count
+    env = {**os.environ, 'IN_TEST': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg',
+           'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
     env.pop('KILL_AFTER', None)
     if kill is not None: env['KILL_AFTER'] = str(kill)
     (tmp_path/'train_script.py').write_text(_SCRIPT)
@@ -94,6 +98,12 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     a, b = load_state(tmp_path/'full'/'models'/'last.pt'), load_state(tmp_path/'resumed'/'models'/'last.pt')
     assert all(torch.equal(v, b['model'][k]) for k, v in a['model'].items())
     assert a['train_iter'] == b['train_iter'] == 2*per_epoch
+    # TensorBoard: two event files, one stream - the steps the killed process logged after its checkpoint are hidden
+    from xaimm_nb.train import tensorboard_scalars
+    assert len(list((tmp_path/'resumed'/'tensorboard').glob('events.out.tfevents.*'))) == 2
+    tb = {k: tensorboard_scalars(tmp_path/k/'tensorboard') for k in ('full', 'resumed')}
+    assert [s for s, _ in tb['resumed']['train/loss']] == list(range(1, 2*per_epoch + 1))
+    assert tb['resumed'] == tb['full'] and {'train/loss', 'train/lr', 'valid/accuracy'} <= set(tb['full'])
 
 def test_checkpoint_from_other_schedule_is_refused(tmp_path):
     class Stop(Callback):

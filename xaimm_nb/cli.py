@@ -6,13 +6,13 @@ Docs: https://xaimm.github.io/xaimm_nb/cli.html.md"""
 
 # %% ../nbs/14_cli.ipynb #de198cb4
 from __future__ import annotations
-import sys, argparse, traceback
+import sys, re, argparse, tempfile, traceback, typing
 from pathlib import Path
-from .core import ConfigError, load_yaml, apply_overrides, tune_malloc
+from .core import ConfigError, load_yaml, apply_overrides, tune_malloc, PosInt, Seed, RunLock, RunLockedError
 
 # %% auto #0
 __all__ = ['explain_cmd', 'wgan_cmd', 'r2r_cmd', 'command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd',
-           'train_cmd', 'run_cmd', 'eval_cmd', 'ablate_cmd', 'sweep_cmd']
+           'train_cmd', 'run_cmd', 'eval_cmd', 'ablate_cmd', 'sweep_cmd', 'init_config', 'init_cmd']
 
 # %% ../nbs/14_cli.ipynb #8cb26e7a
 _COMMANDS = {}
@@ -22,22 +22,38 @@ def command(name, help):
     def deco(fn): _COMMANDS[name] = (fn, help); return fn
     return deco
 
-def _config_args(p, default='configs/default.yaml'):
-    p.add_argument('--config', default=default, help='YAML config file (default: %(default)s)')
+def _config_args(p, default='default'):
+    from xaimm_nb.experiments import builtin_configs
+    p.add_argument('--config', default=default,
+                   help=f"a YAML file or a built-in config: {', '.join(builtin_configs())} (default: %(default)s)")
     p.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                    help='override config values, e.g. --set train.epochs=2 data.size=32')
     p.add_argument('--out', default=None, help='run directory (default: runs/<config name>)')
 
 def read_config(args)->dict:
-    "The command's YAML config as a dict, with `--set` overrides applied."
-    d = load_yaml(args.config) if args.config else {}
-    try: return apply_overrides(d, args.overrides)
+    "The command's config (a YAML file or a built-in config's name) as a dict, with `--set` overrides applied; relative data paths resolve against the config file's folder (those of `--set`: the working folder)."
+    from xaimm_nb.experiments import config_path
+    from xaimm_nb.data.sources import resolve_paths
+    f = config_path(args.config) if args.config else None
+    d = resolve_paths(load_yaml(f), f.parent) if f else {}
+    try: return resolve_paths(apply_overrides(d, args.overrides), Path.cwd())
     except ConfigError as e: raise ConfigError(f"{args.config}: {e}") from None
 
 def out_dir(args, cmd=''):
-    "The run directory: `--out`, else `runs/<config stem>[-cmd]`."
+    "The run directory: `--out`, else `runs/<config stem>[-cmd]` (`runs/tiny` for `tiny` and for `my/tiny.yaml`)."
     if args.out: return Path(args.out)
     return Path('runs')/(Path(args.config).stem + (f'-{cmd}' if cmd else ''))
+
+# %% ../nbs/14_cli.ipynb #f78d9038
+def _arg(alias): # a range alias of `core`, e.g. `PosInt`
+    "An argparse `type=` that parses and range-checks a flag's value like the config field `alias`."
+    t, r = typing.get_args(alias)
+    def parse(s):
+        try: v = t(s)
+        except ValueError: v = None
+        if v is None or v not in r: raise argparse.ArgumentTypeError(f"{s!r}: must be {r.describe(t, v)}")
+        return v
+    return parse
 
 # %% ../nbs/14_cli.ipynb #f7f041ac
 def build_parser():
@@ -63,9 +79,11 @@ def main(argv=None):
     except Exception as e:
         if args.debug: raise
         msg = str(e).strip() or type(e).__name__
+        if isinstance(e, ConfigError) and getattr(args, 'config', None) and not re.match(r'\S+\.(ya?ml|json): ', msg):
+            msg = f"{args.config}: {msg}"  # the config file, unless the message names a file already
         kind = 'config error' if isinstance(e, ConfigError) else type(e).__name__
         print(f"xaimm {args.cmd}: {kind}: {msg}\n(run with --debug for the full traceback)", file=sys.stderr)
-        return 2 if isinstance(e, (ConfigError, FileNotFoundError, ValueError, TypeError)) else 1
+        return 2 if isinstance(e, (ConfigError, FileNotFoundError, ValueError, TypeError, RunLockedError)) else 1
 
 # %% ../nbs/14_cli.ipynb #92d106ea
 @command('synth', 'Generate SynthMM samples: a picture grid and a dataset summary into a run directory.')
@@ -116,9 +134,20 @@ r2r_cmd = _stage_cmd('r2r', ['r2r'], 'Reveal-to-Revise on SynthMM with a spuriou
 def _eval_args(p):
     _config_args(p)
     p.add_argument('--ckpt', required=True, help='state dict of the classifier (a run\'s models/best.pt)')
-    p.add_argument('--data', default='test', help='a SynthMM split name (test, conflict, ...) or a CSV file (default: %(default)s)')
-    p.add_argument('--bs', type=int, default=128, help='evaluation batch size (default: %(default)s)')
+    p.add_argument('--data', default='test', help="a split of the config's data (train, valid, test; SynthMM: also "
+                   "conflict, ...) or a CSV file (default: %(default)s)")
+    p.add_argument('--bs', type=_arg(PosInt), default=128, help='evaluation batch size (default: %(default)s)')
     p.add_argument('--classes', nargs='+', default=None, help="a CSV's label names in the model's class order (default: the CSV's labels sorted; integer labels are class indices)")
+
+def _writable(d:Path, flag:str):
+    "Create folder `d` and write a probe file there, before any work: an error naming `flag` where that fails."
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=d, prefix='.probe'): pass
+    except OSError as e:
+        why = f"{type(e).__name__}: {e.strerror or e}"
+        raise ValueError(f"{flag}: cannot write to {d} ({why}); pass a folder you can write to") from None
+    return d
 
 def _n_outputs(state:dict):
     "Classes a `MultimodalClassifier` state dict predicts: the rows of its last head weight (None if it has no head)."
@@ -134,41 +163,44 @@ def _csv_source(path, classes, k):
     raise ValueError(f"--data {path}: {'--classes gives' if classes else 'its labels are'} {src.classes} ({len(src.classes)}), but the checkpoint predicts {k} classes; "
                      f"pass --classes with all {k} label names in the order the model was trained with")
 
-@command('eval', 'Evaluate a saved classifier on a SynthMM split or a CSV: accuracy, macro-F1, worst-group accuracy, Δbias.')
+@command('eval', "Evaluate a saved classifier on a split of the config's data or a CSV: accuracy, macro-F1, worst-group "
+                 "accuracy, Δbias on the protected column.")
 def eval_cmd(args):
     import json
-    from xaimm_nb.core import from_dict, load_state, save_json
+    from xaimm_nb.core import from_dict, load_state, save_json, load_into
     from xaimm_nb.data.synth import SynthConfig, SynthMM, SPLITS
-    from xaimm_nb.data.core import MMDataset, CSVSource, get_tokenizer
+    from xaimm_nb.data.core import MMDataset, get_tokenizer
+    from xaimm_nb.data.sources import data_config, load_splits
     from xaimm_nb.models.fusion import ModelConfig
-    from xaimm_nb.train import TrainConfig, evaluate
+    from xaimm_nb.train import evaluate, build_classifier
     d = read_config(args)
-    dc, mc, tc = (from_dict(c, d.get(k), k) for c, k in ((SynthConfig, 'data'), (ModelConfig, 'model'), (TrainConfig, 'train')))
+    dc, mc = data_config(d.get('data')), from_dict(ModelConfig, d.get('model'), 'model')
+    splits = SPLITS if isinstance(dc, SynthConfig) else ('train', 'valid', 'test')
     ck = Path(args.ckpt)
     if not ck.exists(): raise FileNotFoundError(f"--ckpt {ck}: no such file; pass a classifier state dict such as runs/default/models/best.pt")
     st = load_state(ck)
     st = st['model'] if isinstance(st, dict) and 'model' in st and 'opt' in st else st
-    if args.data in SPLITS: src, n_classes = SynthMM(dc, args.data), dc.n_classes
+    if args.data in splits: src = load_splits(dc, d.get('seed', 0))[args.data]
     elif args.data.endswith(('.csv', '.tsv')):
-        if not Path(args.data).exists(): raise FileNotFoundError(f"--data {args.data}: no such CSV file; pass a SynthMM split ({', '.join(SPLITS)}) or a CSV path")
-        src = _csv_source(args.data, args.classes, _n_outputs(st)); n_classes = len(src.classes)
-    else: raise ValueError(f"--data {args.data!r}: use a SynthMM split ({', '.join(SPLITS)}) or a .csv/.tsv file")
-    model = mc.build(n_classes, **({} if tc.size is None else dict(size=tc.size)))
-    try: model.load_state_dict(st)
-    except RuntimeError as e:
-        raise ValueError(f"--ckpt {ck} does not fit the model the config builds ({mc.preset} preset, fusion={mc.fusion}, mode={mc.mode}, "
-                         f"{n_classes} classes): {str(e).splitlines()[0]} — pass the config the checkpoint was trained with") from None
+        if not Path(args.data).exists(): raise FileNotFoundError(f"--data {args.data}: no such CSV file; pass a split of the config's data ({', '.join(splits)}) or a CSV path")
+        src = _csv_source(args.data, args.classes, _n_outputs(st))
+    else: raise ValueError(f"--data {args.data!r}: use a split of the config's data ({', '.join(splits)}) or a .csv/.tsv file")
+    model, n_classes = build_classifier(d, src), len(src.classes)
+    load_into(model, st, f"--ckpt {ck}", f"pass the config it was trained with (this one builds the {mc.preset} "
+                                         f"preset, fusion={mc.fusion}, mode={model.mode}, {n_classes} classes)")
+    res = _writable(Path(args.out)/'results', '--out') if args.out else None
     p = model.preset
     r = evaluate(model.eval(), MMDataset(src, get_tokenizer(p['tokenizer'], pad_to='longest'), p['size'], p['mean'], p['std']), args.bs)
-    if isinstance(src, CSVSource): r['classes'] = src.classes
+    if not isinstance(src, SynthMM): r['classes'] = src.classes
     print(json.dumps(r, indent=1))
-    if args.out: save_json(Path(args.out)/'results'/f"eval_{Path(args.data).stem}.json", dict(ckpt=str(ck), data=args.data, **r))
+    if res: save_json(res/f"eval_{Path(args.data).stem}.json", dict(ckpt=str(ck), data=args.data, **r))
 eval_cmd.args = _eval_args
 
 # %% ../nbs/14_cli.ipynb #ecb37c6f
 def _ablate_args(p):
     _config_args(p)
-    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds of every ablation (default: 0 1 2)')
+    p.add_argument('--seeds', nargs='+', type=_arg(Seed), default=[0, 1, 2],
+                   help='seeds of every ablation (default: 0 1 2)')
     p.add_argument('--ablations', nargs='+', default=None, help='a subset of the ablations (default: all)')
     p.add_argument('--stages', nargs='+', default=['synth', 'classifier', 'explain'], help='stages each run keeps (default: %(default)s)')
 
@@ -176,8 +208,11 @@ def _ablate_args(p):
 def ablate_cmd(args):
     from xaimm_nb.core import atomic_write, save_fig
     from xaimm_nb.experiments import run_ablations, summarise, plot_ablations
-    out = out_dir(args, 'ablate')
-    df = run_ablations(read_config(args), seeds=tuple(args.seeds), ablations=args.ablations, out=out, stages=args.stages)
+    from xaimm_nb.pipeline import parse_config
+    out, d = out_dir(args, 'ablate'), read_config(args)
+    parse_config(d, args.stages)  # a bad value stops here, before any run directory exists
+    lock = RunLock(out).acquire()  # one study per folder at a time (each run's folder is locked by its pipeline)
+    df = run_ablations(d, seeds=tuple(args.seeds), ablations=args.ablations, out=out, stages=args.stages)
     tab = summarise(df)
     md = '| ' + ' | '.join([tab.index.name or ''] + list(map(str, tab.columns))) + ' |\n|' + '---|' * (len(tab.columns) + 1) + '\n'
     md += ''.join('| ' + ' | '.join([str(i)] + [str(v) for v in r]) + ' |\n' for i, r in zip(tab.index, tab.to_numpy()))
@@ -190,17 +225,221 @@ ablate_cmd.args = _ablate_args
 def _sweep_args(p):
     _config_args(p)
     p.add_argument('--space', required=True, help='search space YAML (params, objectives), e.g. configs/sweep_tiny.yaml')
-    p.add_argument('--trials', type=int, default=20, help='completed trials the study should hold (default: %(default)s)')
+    p.add_argument('--trials', type=_arg(PosInt), default=20,
+                   help='completed trials the study should hold (default: %(default)s)')
     p.add_argument('--storage', default=None, help='Optuna storage URL (default: sqlite:///<out>/sweep.db; any database URL for several machines)')
     p.add_argument('--study', default=None, help='study name (default: the space file name)')
 
 @command('sweep', 'Optuna hyper-parameter search (multi-objective, SQLite or any database storage) over a YAML search space.')
 def sweep_cmd(args):
-    from xaimm_nb.experiments import sweep
-    out = out_dir(args, 'sweep')
+    from xaimm_nb.experiments import sweep, load_space
+    from xaimm_nb.pipeline import parse_config
+    out, d = out_dir(args, 'sweep'), read_config(args)
+    parse_config(d, load_space(args.space)['stages'])  # the base config is valid before the study or its folder exists
     out.mkdir(parents=True, exist_ok=True)
-    st = sweep(read_config(args), args.space, n_trials=args.trials, storage=args.storage or f"sqlite:///{out.resolve()}/sweep.db",
+    st = sweep(d, args.space, n_trials=args.trials, storage=args.storage or f"sqlite:///{out.resolve()}/sweep.db",
                study_name=args.study or Path(args.space).stem, out=out)
     best = st.best_trials
     print(f"{len(st.trials)} trials; Pareto front: " + '; '.join(f"#{t.number} {t.values} {t.params}" for t in best))
 sweep_cmd.args = _sweep_args
+
+# %% ../nbs/14_cli.ipynb #9c8e44a0
+_NAMES = dict(  # our column -> the column names `xaimm init` recognises (case, spaces and dashes ignored), best first
+    image=('image_path', 'image', 'img', 'img_path', 'image_file', 'filename', 'file_name', 'file', 'path', 'filepath'),
+    text=('text', 'caption', 'captions', 'sentence', 'comment', 'comment_text', 'report', 'description', 'txt'),
+    label=('label', 'labels', 'class', 'class_name', 'category', 'target', 'y'),
+    protected=('protected', 'group', 'sensitive', 'attribute', 'gender', 'sex', 'race', 'identity', 's'),
+    mask_path=('mask_path', 'mask', 'mask_file', 'segmentation'),
+    bbox=('bbox', 'box', 'bounding_box'),
+    rationale=('rationale', 'rationales', 'evidence', 'highlight', 'highlights'),
+    artefact=('artefact', 'artifact', 'spurious', 'shortcut'),
+    split=('split', 'fold', 'subset', 'partition'))
+_KINDS = ("a .csv/.tsv table, a .jsonl file, a COCO folder (annotations/instances_*.json + captions_*.json), a folder "
+          "of class subfolders with one captions .csv/.tsv (filename,caption[,protected]), or a Hugging Face "
+          "`save_to_disk` folder")
+
+def _header(kind, p):
+    "The column names of table `p` (csv/tsv: the header; jsonl: the keys of its first objects; hf: the columns)."
+    import csv, json
+    if kind == 'hf':
+        import datasets
+        from xaimm_nb.data.sources import _load_hf
+        ds = _load_hf(p)
+        if isinstance(ds, datasets.DatasetDict): ds = ds['train'] if 'train' in ds else next(iter(ds.values()))
+        return list(ds.column_names)
+    with open(p, newline='', encoding='utf-8-sig') as f:
+        if kind != 'jsonl': return next(csv.reader(f, delimiter='\t' if p.suffix.lower() == '.tsv' else ','), [])
+        keys = {}
+        for i, s in zip(range(100), f):
+            try: o = json.loads(s) if s.strip() else {}
+            except json.JSONDecodeError: continue
+            keys.update(dict.fromkeys(o if isinstance(o, dict) else ()))
+        return list(keys)
+
+def _kind(p:Path):
+    "(data.source, data.path) of the file or folder `p`."
+    if p.is_dir():
+        if list((p/'annotations').glob('instances_*.json')): return 'coco', p
+        if any((p/f).exists() for f in ('dataset_dict.json', 'state.json', 'dataset_info.json')): return 'hf', p
+        caps = sorted(f for f in p.iterdir() if f.suffix.lower() in ('.csv', '.tsv'))
+        if any(d.is_dir() for d in p.iterdir()) and len(caps) == 1: return 'folder', caps[0]
+        raise ValueError(f"--data {p}: a folder, but not one xaimm reads (found {len(caps)} captions files); "
+                         f"give {_KINDS}")
+    if not p.is_file(): raise FileNotFoundError(f"--data {p}: no such file or folder; give {_KINDS}")
+    s = p.suffix.lower()
+    if s in ('.jsonl', '.ndjson'): return 'jsonl', p
+    if s not in ('.csv', '.tsv'):
+        raise ValueError(f"--data {p}: {s or 'no'} suffix is not a format xaimm reads; give {_KINDS}")
+    h = {_norm_col(c) for c in _header('csv', p)}
+    return ('folder' if {'filename', 'caption'} <= h and not h & set(_NAMES['label']) else 'csv'), p
+
+def _norm_col(c): return re.sub(r'[\s\-]+', '_', str(c).strip().lower())
+
+def _infer_columns(header, given=None): # the file's column names; `given`: our name -> your column (None: none)
+    "Our name -> your column (None where there is none), from `given` and else the recognised names."
+    given, cols, used = dict(given or {}), {}, set()
+    for k, names in _NAMES.items():
+        if k in given: cols[k] = given[k]; used.add(given[k]); continue
+        norm = {_norm_col(c): c for c in header if c not in used and c not in given.values()}
+        cols[k] = next((norm[n] for n in names if n in norm), None)
+        used.add(cols[k])
+    if not cols['label']:
+        raise ValueError(f"no label column among {header}; name it one of {list(_NAMES['label'])}, or pass "
+                         "--columns label=YOUR_COLUMN")
+    if not (cols['image'] or cols['text']):
+        raise ValueError(f"neither an image nor a text column among {header}; pass --columns image=... or text=...")
+    return cols
+
+def _methods(mods):
+    "Explanation methods that explain the towers the data has (CAMs need images, attention methods text)."
+    m = dict(saliency={}, smoothgrad=dict(n=8), ig=dict(n_steps=8), lime=dict(num_samples=128, segmentation='slic'))
+    img, txt = dict(gradcam={}, gradcampp={}), dict(rollout={}, chefer={})
+    return {**(img if 'image' in mods else {}), **m, **(txt if 'text' in mods else {})}
+
+def init_config(data, # the data: a table, JSONL file, COCO folder, class-subfolder folder or HF `save_to_disk` folder
+                out, # the config file it is for (relative paths are written relative to its folder)
+                preset:str='offline', # model preset: 'offline' (runs without downloads), 'tiny' (tests), 'full'
+                columns:dict|None=None): # our column name -> yours (None: none), where the guess is wrong
+    "A commented starter run config (YAML text) for `data`: source, columns, classes, image size, stages that apply."
+    import datetime, json, os, statistics, textwrap, yaml
+    from xaimm_nb.core import ConfigError
+    from xaimm_nb.models.encoders import preset_info
+    from xaimm_nb.pipeline import parse_config, data_splits, _STAGES
+    out, (kind, path) = Path(out), _kind(Path(data))
+    cols = _infer_columns(_header(kind, path), columns) if kind in ('csv', 'jsonl', 'hf') else None
+    if columns and cols is None: raise ValueError(f"--columns: a {kind} source has fixed fields; drop --columns")
+    rel = os.path.relpath(path.absolute(), out.absolute().parent)
+    dd = dict(source=kind, path=rel, **({'columns': cols} if cols else {}))
+    cfg = parse_config(dict(stages=['synth'], data=dict(dd, path=str(path.absolute()))))  # a bad row stops here
+    sp = data_splits(cfg); tr, n = sp['train'], {k: len(v) for k, v in sp.items()}
+    mods = tuple(getattr(tr, 'modalities', ('image', 'text')))
+    psize = preset_info(preset)['size']
+    if 'image' in mods:
+        seen = statistics.median(min(tr[i]['image'].shape[:2]) for i in range(min(16, len(tr))))
+        size = max(32, min(psize, int(seen) // 32 * 32))
+    stages, why_not = ['synth', 'classifier', 'explain'], {}
+    for s in ('gan', 'dual', 'r2r'):  # the stages whose check accepts the data
+        try: _STAGES[s][2](cfg); stages.append(s)
+        except (ConfigError, ValueError) as e: why_not[s] = str(e)
+    bs, ne = 32 if n['train'] >= 256 else 16 if n['train'] >= 64 else 8, min(16, n['test'])
+    j = lambda v: json.dumps(v, ensure_ascii=False)
+    c = lambda s, note: f"{s:<22} # {note}"  # a YAML line and its comment
+    L = [f"# Starter config for {path} (`xaimm init`, {datetime.date.today()}). Run the whole study with",
+         f"#   xaimm run --config {out}",
+         "# Paths are relative to this file's folder. Each choice is explained; edit freely.",
+         c("seed: 0", "seeds the splits, the models and every stochastic method"),
+         c("device: cpu", "'cuda' on a GPU machine"),
+         "# synth: pictures and counts of the data; classifier: train + evaluate (accuracy, macro-F1, Δbias and",
+         "# worst-group accuracy on the protected column); explain: explanations and their quality; gan: a class-",
+         "# conditional WGAN-GP on the images; dual: a CLIP-style dual encoder on the image-caption pairs; r2r:",
+         "# Reveal-to-Revise on the artefact column",
+         f"stages: {j(stages)}"]
+    L += [l for s, w in why_not.items() for l in textwrap.wrap(f"not run: {s}: {w}", 114, initial_indent='# ',
+                                                                  subsequent_indent='#   ')]
+    src_note = dict(csv='a CSV/TSV table', jsonl='one JSON object per line', hf='a Hugging Face dataset folder',
+                    coco="COCO: the largest object's category, its polygons as masks (data.coco)",
+                    folder='class subfolders + a captions file')[kind]
+    L += ["data:", c(f"  source: {kind}", f"{src_note}; rows are checked at the start: errors name file and row"),
+          f"  path: {j(rel)}"]
+    if kind == 'coco': L.append("  # protected: from gendered caption words (data.coco.group_words); images whose "
+                                "captions name no group or both are left out")
+    notes = dict(image="image files, relative to the table's folder" if kind != 'hf' else "the images",
+                 text="captions / documents", label=f"{len(tr.classes)} classes",
+                 protected=f"{len(tr.groups)} groups: fairness (Δbias, worst-group accuracy) is measured on it",
+                 mask_path="object masks: image IoU / pointing-game ground truth",
+                 bbox="object boxes: image IoU / pointing-game ground truth",
+                 rationale="the words that carry the label: text pointing / IoU ground truth",
+                 artefact="1 where a known spurious feature is present: Reveal-to-Revise",
+                 split="train/valid/test per row")
+    none = dict(image="text-only data: the text tower alone (model.mode: text)",
+                text="image-only data: the image tower alone (model.mode: image)",
+                protected="none: every item is in group 'all', so fairness metrics say nothing; add one",
+                mask_path="none", bbox="none: no image IoU / pointing (add masks or boxes for them)",
+                rationale="none: no text pointing / IoU (add the label-carrying words for them)",
+                artefact="none: no Reveal-to-Revise",
+                split="none: valid and test are cut from the rows (stratified on label x protected, seeded)")
+    if cols:
+        L.append(c("  columns:", "our name: your column (null: you have none)"))
+        L += [c(f"    {k}: {j(v)}", notes[k] if v else none[k]) for k, v in cols.items()]
+    L += [c(f"  classes: {j(tr.classes)}", "the model's outputs in this order; rename or reorder here"),
+          c(f"  groups: {j(tr.groups)}", "the protected values")]
+    if not (cols and cols['split']) and kind != 'hf':
+        L += [c("  valid_frac: 0.2", "shares held out, stratified on label x protected"), "  test_frac: 0.2"]
+    if 'image' in mods:
+        L.append(c(f"  image_size: {size}", f"images are resized to {size} px (they are about {int(seen)}; "
+                                            f"the {preset} preset reads {psize})"))
+    pnote = dict(offline="EfficientNet-Lite0 (ImageNet) + all-MiniLM-L6-v2 from PyPI packages: no downloads",
+                 tiny="tiny random towers (tests)", full="ResNet-50 + BERT-base (downloads)")
+    L += ["model:", c(f"  preset: {preset}", pnote.get(preset, 'a preset of xaimm_nb.models.encoders.PRESETS')),
+          c(f"  mode: {'both' if len(mods) == 2 else mods[0]}", "both towers, cross-attention fusion" if len(mods) == 2
+            else f"the data has {mods[0]}s only"),
+          "train:", c("  epochs: 3", "small, so a CPU run finishes in minutes; raise it for a real study"),
+          f"  bs: {bs}", "  lr: 0.002",
+          c("explain:", "methods that fit the data's towers; their options: xaimm_nb.explain docstrings"),
+          "  split: test", c(f"  n: {ne}", "the first n test items are explained and scored"), "  bs: 8",
+          "  methods:"] + [f"    {k}: {j(v)}" for k, v in _methods(mods).items()]
+    if 'gan' in stages:
+        L += [c("gan:", "CPU-sized: raise steps, n_critic (5 in the paper), g_dim and d_dim for real samples"),
+              "  img_size: 32", "  g_dim: 16", "  d_dim: 16", f"  bs: {min(32, n['train'])}", "  steps: 100",
+              "  n_critic: 2", "  clf_epochs: 3", "  eval_every: 0", f"  eval_n: {min(500, n['train'])}",
+              "  sample_every: 50"]
+    if 'dual' in stages:
+        nr = max(2, min(100, n['test']))
+        L += [c("dual:", "the dual encoder: a small ViT image tower + the preset's text tower"),
+              f"  dual: {j(dict(preset=preset, size=32, depth=2, epochs=5, bs=min(32, n['train'])))}",
+              f"  n: {ne}", "  bs: 8", f"  n_recall: {nr}", f"  n_candidates: {min(nr, 16)}"]
+    if 'r2r' in stages:
+        L += [c("r2r:", "reveal the artefact with a CAV, revise with each method, measure again"),
+              f"  preset: {preset}", f"  size: {size}", f"  bs: {bs}", "  epochs: 3", "  methods: [pclarc, rrclarc]",
+              "  max_rounds: 1", f"  n_reveal: {min(64, n['train'])}", "  extra: {}"]
+    text = '\n'.join(L) + '\n'
+    d = yaml.safe_load(text); d['data']['path'] = str(path.absolute())  # `out`'s folder may not exist yet
+    try: parse_config(d)  # it runs as written
+    except ConfigError as e:
+        raise ConfigError(f"the starter config does not validate ({e}); please report this") from None
+    return text
+
+def _init_args(p):
+    p.add_argument('--data', required=True, help=f"your data: {_KINDS}")
+    p.add_argument('--out', default=None, help="the config file to write (default: <data name>.yaml here)")
+    p.add_argument('--preset', default='offline', help="model preset: offline (default: no downloads), tiny, full")
+    p.add_argument('--columns', nargs='*', default=[], metavar='OURS=YOURS',
+                   help="column names where the guess is wrong, e.g. label=diagnosis text=report image=null")
+    p.add_argument('--force', action='store_true', help='overwrite --out if it exists')
+
+@command('init', 'Write a commented starter config for your data (columns, classes, image size, stages that apply).')
+def init_cmd(args):
+    from xaimm_nb.core import atomic_write
+    from xaimm_nb.data.sources import COLUMNS
+    out = Path(args.out or Path(args.data.rstrip('/')).stem + '.yaml')
+    if out.exists() and not args.force:
+        raise ValueError(f"--out {out}: exists; pass --force to overwrite it, or another --out")
+    cols = {}
+    for c in args.columns:
+        k, _, v = c.partition('=')
+        if k not in COLUMNS or not v:
+            raise ValueError(f"--columns {c!r}: write OURS=YOURS with OURS one of {list(COLUMNS)}")
+        cols[k] = None if v.lower() in ('null', 'none') else v
+    atomic_write(out, init_config(args.data, out, args.preset, cols or None))
+    print(f"wrote {out}; run it with: xaimm run --config {out}")
+init_cmd.args = _init_args

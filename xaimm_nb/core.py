@@ -6,16 +6,19 @@ Docs: https://xaimm.github.io/xaimm_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11a35d23
 from __future__ import annotations
-import os, sys, json, random, difflib, dataclasses, tempfile, subprocess, platform, typing, types, ctypes
+import os, sys, json, random, difflib, dataclasses, tempfile, subprocess, platform, typing, types, ctypes, socket, warnings
 from dataclasses import dataclass, field, fields, is_dataclass, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, torch, yaml
+import atexit, weakref
+from filelock import FileLock, Timeout
 
 # %% auto #0
-__all__ = ['IN_TEST', 'set_seed', 'get_device', 'tune_malloc', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml',
-           'save_fig', 'save_state', 'load_state', 'ConfigError', 'from_dict', 'to_dict', 'apply_overrides',
-           'load_config', 'git_commit', 'package_versions', 'RunDir']
+__all__ = ['IN_TEST', 'PosInt', 'NonNegInt', 'Seed', 'Prob', 'PosFloat', 'NonNegFloat', 'set_seed', 'get_device', 'tune_malloc',
+           'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig', 'save_state', 'load_state',
+           'load_into', 'ConfigError', 'Range', 'from_dict', 'to_dict', 'apply_overrides', 'load_config', 'RunConfig',
+           'git_commit', 'package_versions', 'RunLockedError', 'RunLock', 'RunDir']
 
 # %% ../nbs/00_core.ipynb #7a6df8e3
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while `nbdev-test` runs a notebook: shrink the work
@@ -60,13 +63,23 @@ def tune_malloc(mmap_threshold:int=32 << 20, # allocations at least this big get
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) & bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #b669d539
+def _umask(status='/proc/self/status')->int:
+    "The process's umask; read from Linux's /proc/self/status (kernel >= 4.7) without changing it."
+    try:
+        for l in Path(status).read_text().splitlines():
+            if l.startswith('Umask:'): return int(l.split()[1], 8)
+    except (OSError, ValueError, IndexError): pass
+    m = os.umask(0o022); os.umask(m)  # elsewhere set and restore: not thread-safe (see above)
+    return m
+
 def atomic_write(path:str|Path, # file to write; parent folders are created
                  data:bytes|str): # the whole content
-    "Write `data` to `path` atomically (temp file in the same folder + rename)."
+    "Write `data` to `path` atomically (temp file in the same folder + rename), readable as `open` would make it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is 0600; a new file is 0666 minus the umask
             f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -93,14 +106,33 @@ def load_json(path):
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 # %% ../nbs/00_core.ipynb #b93297e9
+class _UniqueKeyLoader(yaml.SafeLoader):
+    "`yaml.SafeLoader` that refuses a key given twice in one mapping (plain PyYAML keeps the last one silently)."
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for kn, _ in node.value:
+            if kn.tag == 'tag:yaml.org,2002:merge': continue  # `<<: *base` then overriding a key is the point of merges
+            k = self.construct_object(kn, deep=True)
+            if not isinstance(k, typing.Hashable): continue  # PyYAML itself refuses it below
+            if k in seen: raise ConfigError(f"key {k!r} is given twice, on lines {seen[k]} and {kn.start_mark.line + 1}"
+                                            " (YAML would keep only the last); delete one")
+            seen[k] = kn.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+def _yaml(text:str): return yaml.load(text, Loader=_UniqueKeyLoader)
+
 def load_yaml(path):
-    "Read a YAML file with `yaml.safe_load`; errors name the file and line."
+    "Read a YAML file safely (`yaml.SafeLoader`); errors (bad syntax, a key given twice) name the file and line."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: config file not found; check the path (relative paths resolve against {Path.cwd()})")
-    try: d = yaml.safe_load(path.read_text())
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: config file not found; check the path "
+                                f"(relative paths resolve against {Path.cwd()})")
+    try: d = _yaml(path.read_text())
     except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML: {e}") from None
+    except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
     if d is None: return {}
-    if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of settings at the top level, got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level, got {type(d).__name__}")
     return d
 
 def save_yaml(path, d:dict):
@@ -134,31 +166,98 @@ def load_state(path, map_location='cpu'):
     if not isinstance(sd, dict): raise ValueError(f"{path}: contains a {type(sd).__name__}, not a state dict; save `model.state_dict()` instead of the model")
     return sd
 
+# %% ../nbs/00_core.ipynb #bff59cea
+def _shape(t): return list(t.shape) if hasattr(t, 'shape') else type(t).__name__
+
+def _first(what, keys, fmt, n=3):
+    "'<count> <what>: k1 [shape], k2 [shape], ... (+m more)'"
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ''
+    return f"{len(keys)} {what}: " + ', '.join(map(fmt, keys[:n])) + more
+
+def load_into(model:torch.nn.Module, # the model the weights are for
+              state:dict, # its state dict, e.g. `load_state(path)`
+              what:str='checkpoint', # the weights' source in an error, e.g. '--ckpt runs/x/models/best.pt'
+              fix:str='load it into the model it was saved from (the same config)'): # how to fix a mismatch
+    "`model.load_state_dict(state)` (strict); a mismatch names the first missing, unexpected and wrongly-shaped keys."
+    own = model.state_dict()
+    miss, extra = [k for k in own if k not in state], [k for k in state if k not in own]
+    bad = [k for k in own if k in state and _shape(state[k]) != _shape(own[k])]
+    parts = [_first('missing key(s)', miss, lambda k: f"{k} {_shape(own[k])}")] if miss else []
+    if extra: parts.append(_first('unexpected key(s)', extra, lambda k: f"{k} {_shape(state[k])}"))
+    if bad: parts.append(_first('key(s) of another shape', bad,
+                                lambda k: f"{k} {_shape(state[k])} in the checkpoint vs {_shape(own[k])} in the model"))
+    if parts: raise ValueError(f"{what} does not fit the {type(model).__name__}: {'; '.join(parts)}. Fix: {fix}")
+    model.load_state_dict(state)
+    return model
+
 # %% ../nbs/00_core.ipynb #28784873
 class ConfigError(ValueError):
     "A configuration value or key is invalid."
 
-def _type_name(t): return getattr(t, '__name__', None) or str(t).replace('typing.', '')
+@dataclass(frozen=True)
+class Range:
+    "The allowed values of a numeric config field, attached with `typing.Annotated` (see `PosInt`, `Prob`, ...)."
+    lo:float|None=None # smallest allowed value (None: no lower bound)
+    hi:float|None=None # largest allowed value (None: no upper bound)
+    open_lo:bool=False # exclude `lo` itself (learning rates: > 0)
+    open_hi:bool=False # exclude `hi` itself
+    def __contains__(self, v):
+        if isinstance(v, float) and not np.isfinite(v): return False  # NaN and ±inf are never a setting
+        return ((self.lo is None or (v > self.lo if self.open_lo else v >= self.lo)) and
+                (self.hi is None or (v < self.hi if self.open_hi else v <= self.hi)))
+    def __str__(self):
+        if self.hi is None: return f"{'>' if self.open_lo else '>='} {self.lo}"
+        if self.lo is None: return f"{'<' if self.open_hi else '<='} {self.hi}"
+        return f"in {'(' if self.open_lo else '['}{self.lo}, {self.hi}{')' if self.open_hi else ']'}"
+    def describe(self, t:type, # the field's type
+                 v=None)->str: # the refused value: NaN or ±inf adds 'finite'
+        "What a value must be, e.g. 'an int >= 1', 'a float > 0'."
+        fin = 'finite ' if isinstance(v, float) and not np.isfinite(v) else ''
+        return f"an int {self}" if t is int else f"a {fin}{t.__name__} {self}"
+
+PosInt = typing.Annotated[int, Range(1)] # sizes, batch sizes, epochs, steps, widths
+NonNegInt = typing.Annotated[int, Range(0)] # counts and intervals where 0 means none / off
+Seed = typing.Annotated[int, Range(0, 2**32 - 1)] # numpy seeds are 32-bit
+Prob = typing.Annotated[float, Range(0, 1)] # probabilities and fractions
+PosFloat = typing.Annotated[float, Range(0, open_lo=True)] # learning rates, temperatures
+NonNegFloat = typing.Annotated[float, Range(0)] # loss weights and decays (0: off)
+
+class _OutOfRange(ConfigError): pass
+
+def _type_name(t):
+    if typing.get_origin(t) is typing.Annotated: t = typing.get_args(t)[0]
+    return getattr(t, '__name__', None) or str(t).replace('typing.', '')
 
 def _coerce(v, t, path):
-    "Check/convert `v` against the annotation `t`; raise `ConfigError` naming `path`."
+    "Check/convert `v` against the annotation `t` (ranges of `Annotated` ones too); raise `ConfigError` naming `path`."
     o, args = typing.get_origin(t), typing.get_args(t)
     if t is typing.Any: return v
+    if o is typing.Annotated:
+        v = _coerce(v, args[0], path)
+        for r in args[1:]:
+            if isinstance(r, Range) and v not in r: raise _OutOfRange(f"{path}={v!r}: must be {r.describe(args[0], v)}")
+        return v
     if o in (typing.Union, types.UnionType):
         if v is None and type(None) in args: return None
         errs = []
         for a in args:
             if a is type(None): continue
             try: return _coerce(v, a, path)
+            except _OutOfRange: raise  # the type fits, the value does not: say so
             except ConfigError as e: errs.append(e)
-        raise ConfigError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {v!r} ({type(v).__name__})")
+        want = ' or '.join(_type_name(a) for a in args)
+        raise ConfigError(f"{path}: expected {want}, got {v!r} ({type(v).__name__})")
     if is_dataclass(t):
         if not isinstance(v, dict): raise ConfigError(f"{path}: expected a mapping of {t.__name__} settings, got {v!r}")
         return from_dict(t, v, path)
     if o in (list, tuple):
-        if not isinstance(v, (list, tuple)): raise ConfigError(f"{path}: expected a list, got {v!r} ({type(v).__name__})")
-        et = args[0] if args else typing.Any
-        r = [_coerce(x, et, f"{path}[{i}]") for i, x in enumerate(v)]
+        if not isinstance(v, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {v!r} ({type(v).__name__})")
+        ts = [args[0] if args else typing.Any] * len(v)
+        if o is tuple and args and args[-1] is not Ellipsis:  # tuple[float, float]: exactly two
+            if len(v) != len(args): raise ConfigError(f"{path}: expected {len(args)} values, got {len(v)}: {v!r}")
+            ts = args
+        r = [_coerce(x, et, f"{path}[{i}]") for i, (x, et) in enumerate(zip(v, ts))]
         return r if o is list else tuple(r)
     if o is dict:
         if not isinstance(v, dict): raise ConfigError(f"{path}: expected a mapping, got {v!r}")
@@ -176,10 +275,10 @@ def _coerce(v, t, path):
     return v
 
 def from_dict(cls, d:dict|None, path:str=''):
-    "Build dataclass `cls` from a (nested) dict; unknown keys and wrong types raise `ConfigError` naming the key path."
+    "Build dataclass `cls` from a (nested) dict; an unknown key, a wrong type or a value out of range: `ConfigError`."
     d = d or {}
     if not isinstance(d, dict): raise ConfigError(f"{path or cls.__name__}: expected a mapping, got {d!r}")
-    hints, names = typing.get_type_hints(cls), [f.name for f in fields(cls) if f.init]
+    hints, names = typing.get_type_hints(cls, include_extras=True), [f.name for f in fields(cls) if f.init]
     for k in d:
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
@@ -207,8 +306,9 @@ def apply_overrides(d:dict, overrides=()):
     for o in overrides or ():
         if '=' not in o: raise ConfigError(f"override {o!r} must look like key.sub=value (e.g. train.epochs=3)")
         k, v = o.split('=', 1)
-        try: v = yaml.safe_load(v)
+        try: v = _yaml(v)
         except yaml.YAMLError: pass
+        except ConfigError as e: raise ConfigError(f"override {o!r}: {e}") from None
         cur, ks = d, k.strip().split('.')
         for p in ks[:-1]:
             if not isinstance(cur.setdefault(p, {}), dict): raise ConfigError(f"override {o!r}: '{p}' is a value, not a section")
@@ -221,6 +321,21 @@ def load_config(cls, path=None, overrides=()):
     d = load_yaml(path) if path else {}
     try: return from_dict(cls, apply_overrides(d, overrides))
     except ConfigError as e: raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+# %% ../nbs/00_core.ipynb #29abd79b
+@dataclass
+class RunConfig:
+    "Top-level settings of a run; the stage sections stay dicts here and are validated by `pipeline.parse_config`."
+    seed:Seed=0 # seeds python, numpy and torch before every stage
+    device:str='cpu' # 'cpu', 'cuda', 'cuda:1', ...
+    stages:list[str]=field(default_factory=lambda: ['synth']) # pipeline stages to run, in order
+    data:dict=field(default_factory=dict) # `data.synth.SynthConfig`
+    model:dict=field(default_factory=dict) # `models.fusion.ModelConfig`
+    train:dict=field(default_factory=dict) # `train.TrainConfig`
+    gan:dict=field(default_factory=dict) # `gan.WGANConfig`
+    explain:dict=field(default_factory=dict) # `pipeline.ExplainConfig`
+    dual:dict=field(default_factory=dict) # `explain.benchmark.DualBenchConfig`
+    r2r:dict=field(default_factory=dict) # `fairness.r2r.R2RConfig`
 
 # %% ../nbs/00_core.ipynb #0f0725e8
 def git_commit(path='.'):
@@ -239,11 +354,60 @@ def package_versions(names=('xaimm_nb', 'torch', 'torchvision', 'fastai', 'timm'
         except PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/00_core.ipynb #96c42819
+class RunLockedError(RuntimeError):
+    "Another live process holds the run directory."
+
+def _now(): return datetime.now(timezone.utc).isoformat(timespec='seconds')
+
+_HELD = weakref.WeakSet()  # this process's held `RunLock`s: released at exit, so only a killed run leaves a sidecar
+atexit.register(lambda: [l.release() for l in list(_HELD)])
+
+def _holder(f:Path)->str:
+    "Who holds a run lock, from its `.lock.json`."
+    try: d = json.loads(f.read_text())
+    except (OSError, ValueError): return "another process (it has not recorded its PID yet)"
+    return f"PID {d.get('pid')} on host {d.get('host')} (started {d.get('start')})"
+
+class RunLock:
+    "This process's hold on run directory `path`: a flock on `path/.lock` and `path/.lock.json` naming the holder."
+    def __init__(self, path): # the run directory (created when the lock is taken)
+        self.path, self.held = Path(path).resolve(), False
+        self.info = self.path/'.lock.json'
+    def acquire(self):
+        "Take the lock (re-entrant within the process); `RunLockedError` naming the holder if another process has it."
+        if self.held: return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._fl = FileLock(self.path/'.lock', is_singleton=True, thread_local=False)  # one per folder and process
+        try: self._fl.acquire(blocking=False)
+        except Timeout: raise RunLockedError(
+            f"{self.path} is in use by {_holder(self.info)}; one process writes a run directory at a time. "
+            "Wait for it to end (or stop it), or write to another run directory (--out).") from None
+        self.held, self._pid = True, os.getpid(); _HELD.add(self)
+        if self._fl.lock_counter == 1:  # the process's first hold: record the holder
+            if self.info.exists(): warnings.warn(f"{self.path}: taking over the lock of {_holder(self.info)}, "
+                                                 "which ended without releasing it", stacklevel=2)
+            save_json(self.info, dict(pid=os.getpid(), host=socket.gethostname(), start=_now()))
+        return self
+    def release(self):
+        "Give this hold back; the process's last one removes `.lock.json`, then unlocks."
+        if not self.held or os.getpid() != self._pid: return  # a forked child does not own its parent's hold
+        self.held = False; _HELD.discard(self)
+        if self._fl.lock_counter == 1: self.info.unlink(missing_ok=True)
+        self._fl.release()
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+    def __del__(self):
+        try: self.release()
+        except Exception: pass  # interpreter shutdown: the OS drops the flock anyway
+    def __repr__(self): return f"RunLock('{self.path}', held={self.held})"
+
 # %% ../nbs/00_core.ipynb #525730f3
 class RunDir:
-    "A run's folder: `config.yaml`, `meta.json`, `models/`, `results/`, `visualizations/`."
+    "A run's folder (`config.yaml`, `meta.json`, `models/`, `results/`, `visualizations/`), locked until `finish`."
     def __init__(self, path, config=None, seed=None, device=None):
         self.path, self.restart = Path(path), False  # restart: the pipeline tells a stage to start afresh, not resume
+        self.lock = RunLock(self.path).acquire()  # before anything is written: a second process stops here
         for sub in ('models', 'results', 'visualizations'): (self.path/sub).mkdir(parents=True, exist_ok=True)
         if config is not None: save_yaml(self.path/'config.yaml', to_dict(config) if is_dataclass(config) else config)
         meta = load_json(self.path/'meta.json') if (self.path/'meta.json').exists() else {}
@@ -253,9 +417,12 @@ class RunDir:
         save_json(self.path/'meta.json', meta)
     models, results, visualizations = (property(lambda s, n=n: s.path/n) for n in ('models', 'results', 'visualizations'))
     def finish(self, **extra):
-        "Record the end time (and any extra fields) in `meta.json`."
+        "Record the end time (and any extra fields) in `meta.json`; then `close`."
         meta = load_json(self.path/'meta.json'); meta.update(end=_now(), **extra)
-        save_json(self.path/'meta.json', meta)
+        save_json(self.path/'meta.json', meta); self.close()
+    def close(self):
+        "Release this object's hold on the folder (also at the end of a `with` block, and when it is dropped)."
+        self.lock.release()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
     def __repr__(self): return f"RunDir('{self.path}')"
-
-def _now(): return datetime.now(timezone.utc).isoformat(timespec='seconds')

@@ -7,22 +7,25 @@ Docs: https://xaimm.github.io/xaimm_nb/gan.html.md"""
 # %% ../nbs/07_gan.ipynb #723e5cda
 from __future__ import annotations
 import io, math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Annotated
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .core import (IN_TEST, set_seed, get_device, atomic_write, save_json, save_fig, save_state, load_state,
-                           load_yaml, from_dict, to_dict, ConfigError, RunDir)
+                           load_yaml, from_dict, to_dict, ConfigError, RunDir, RunConfig, load_into, Range, PosInt,
+                           NonNegInt, PosFloat, NonNegFloat, Seed)
 from .models.attention import PAM
 from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_diversity, fairness_discrepancy,
                                   conditional_accuracy)
 
 # %% auto #0
-__all__ = ['BACKGROUNDS', 'GAN_SIZES', 'gan_data', 'CondBN', 'UpBlock', 'Generator', 'Critic', 'gradient_penalty',
-           'SynthClassifier', 'AttributeClassifier', 'train_synth_classifier', 'train_attribute_classifier',
-           'attribute_target', 'bias_loss', 'generate', 'sample_grid', 'evaluate_gan', 'WGANConfig', 'train_wgan',
-           'plot_history', 'train_wgan_from_config']
+__all__ = ['BACKGROUNDS', 'GAN_MIN_PER_CLASS', 'GAN_SIZES', 'gan_data', 'check_gan_source', 'source_arrays', 'CondBN', 'UpBlock',
+           'Generator', 'Critic', 'gradient_penalty', 'SynthClassifier', 'AttributeClassifier',
+           'train_synth_classifier', 'train_attribute_classifier', 'attribute_target', 'bias_loss', 'generate',
+           'sample_grid', 'plot_samples', 'evaluate_gan', 'WGANConfig', 'train_wgan', 'plot_history', 'gan_inputs',
+           'train_wgan_from_config']
 
 # %% ../nbs/07_gan.ipynb #8b12b173
 BACKGROUNDS = ('texture', 'plain')
@@ -50,6 +53,39 @@ def gan_data(data, # `SynthMM.arrays()` dict (images uint8 [N,S,S,3], visual, s)
     y, s = (torch.as_tensor(np.asarray(data[k])).long() for k in ('visual', 's'))
     if not len(x) == len(y) == len(s): raise ValueError(f"data: {len(x)} images but {len(y)} visual and {len(s)} s labels")
     return dict(images=x.float(), visual=y, s=s)
+
+# %% ../nbs/07_gan.ipynb #a8e1c001
+GAN_MIN_PER_CLASS = 8 # the fewest training images of a class `source_arrays` accepts
+
+def _resized(im, size):
+    "uint8 [H,W,3] -> uint8 [size,size,3] (bilinear, antialiased, like `gan_data`)."
+    x = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float()
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)
+    return x[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+def check_gan_source(src, # an item source (`data.sources`): `classes`, `labels()`, `modalities`
+                     min_per_class:int=GAN_MIN_PER_CLASS): # a class with fewer images is an error
+    "`src`'s labels [N], after checking (without reading an image) that it has images and enough of every class."
+    where = getattr(src, 'path', None) or type(src).__name__
+    if 'image' not in getattr(src, 'modalities', ('image',)):
+        raise ConfigError(f"{where}: text-only data (no image column), but the gan stage generates images; remove 'gan' "
+                          "from the stages (or add an image column)")
+    y = np.asarray(src.labels()['y'])
+    if few := {c: int(k) for c, k in zip(src.classes, np.bincount(y, minlength=len(src.classes))) if k < min_per_class}:
+        raise ValueError(f"{where}: too few training images for the WGAN in class(es) {few} (class: images of the "
+                         f"training split); each class needs at least {min_per_class}: add images of those classes, or "
+                         "remove 'gan' from the stages")
+    return y
+
+def source_arrays(src, # an item source (`data.sources`): `classes`, `labels()`, items with image, y and s
+                  size:int=32, # every image resized to size×size
+                  min_per_class:int=GAN_MIN_PER_CLASS): # a class with fewer images is an error (`check_gan_source`)
+    "The images of `src` at one size, label (as `visual`) and protected attribute: `gan_data`'s input, and `classes`."
+    y, classes = check_gan_source(src, min_per_class), list(src.classes)
+    items = [src[i] for i in range(len(src))]
+    return dict(images=np.stack([_resized(d['image'], size) for d in items]), visual=y.copy(), y=y,
+                s=np.array([int(d['s']) for d in items]), classes=classes)
 
 # %% ../nbs/07_gan.ipynb #9d14e0df
 GAN_SIZES = (32, 64)
@@ -169,7 +205,8 @@ def _fit(model, x, y, epochs, bs=128, lr=3e-3, device=None, valid=.1, seed=0):
 def _cached(path, model, fit):
     "`model` with the weights cached at `path` if that exists, else trained by `fit` and cached; and its held-out accuracy."
     if path is not None and path.exists():
-        st = load_state(path); model.load_state_dict(st['model'])
+        st = load_state(path)
+        load_into(model, st['model'], path, f"delete {path} to retrain it, or use the settings it was trained with")
         return model.requires_grad_(False).eval(), st['acc']
     model, acc = fit(model)
     if path is not None: save_state(path, dict(model=model.state_dict(), acc=acc))
@@ -243,6 +280,22 @@ def sample_grid(G:Generator, # the generator
     x = generate(G, torch.arange(G.n_classes).repeat_interleave(n), seed)
     return make_grid((x + 1) / 2, nrow=n, padding=2).mul(255).round().byte().permute(1, 2, 0).numpy()
 
+def plot_samples(G:Generator, # the generator
+                 classes=None, # class names, one per generator class (default: the class indices)
+                 n:int=8, # samples per class
+                 seed:int=0): # noise seed
+    "`sample_grid` as a figure whose rows are labelled with the class names."
+    import matplotlib.pyplot as plt
+    names, S = [str(c) for c in (range(G.n_classes) if classes is None else classes)], G.img_size + 2
+    if len(names) != G.n_classes:
+        raise ValueError(f"classes: {len(names)} names for a generator of {G.n_classes} classes; give one per class")
+    fig, ax = plt.subplots(figsize=(1.5 + .45*n, .4 + .45*G.n_classes), dpi=72)
+    ax.imshow(sample_grid(G, n, seed)); ax.set_xticks([])
+    ax.set_yticks([S*k + S/2 for k in range(G.n_classes)], names, fontsize=8)
+    for s in ax.spines.values(): s.set_visible(False)
+    ax.set_title('generated samples, one row per class', fontsize=9)
+    return fig
+
 def _png(path, img):
     from PIL import Image
     b = io.BytesIO(); Image.fromarray(img).save(b, format='PNG'); atomic_write(path, b.getvalue())
@@ -254,7 +307,8 @@ def evaluate_gan(G:Generator, # the generator
                  attr_clf:AttributeClassifier, # protected-attribute classifier
                  n:int=1000, # generated images = reference images used (the first n)
                  seed:int=0, # noise seed
-                 run_dir:str|Path|None=None): # if given, write results/gan_metrics.json
+                 run_dir:str|Path|None=None, # if given, write results/gan_metrics.json
+                 fid_name:str='synthmm'): # the FID/KID keys: `fid_<fid_name>` (the data the classifier learnt)
     "Quality, diversity, conditioning and fairness metrics of `G` against real `data` as a dict of floats."
     d = gan_data(data, G.img_size)
     x, y, K, A = d['images'][:n], d['visual'][:n], G.n_classes, attr_clf.head.out_features
@@ -264,7 +318,8 @@ def evaluate_gan(G:Generator, # the generator
     pr, pf = (features(attr_clf, t).softmax(-1) for t in (x, fake))
     fd = fairness_discrepancy(pf, A, reference=pr)
     (mf, ok), (mr, _) = _class_means(pf, y, K), _class_means(pr, y, K)
-    r = dict(**fid(fr, ff, name='synthmm'), kid_synthmm=k.mean().item(), kid_synthmm_std=k.std().item(),
+    r = dict(**fid(fr, ff, name=fid_name), **{f'kid_{fid_name}': k.mean().item(),
+                                              f'kid_{fid_name}_std': k.std().item()},
              ssim_nearest=nearest_real_ssim(fake, y, d['images'], d['visual'], 2.)[0].mean().item(),
              diversity=intra_class_diversity(fake, y, 2.).nanmean().item(),
              diversity_real=intra_class_diversity(x, y, 2.).nanmean().item(),
@@ -276,34 +331,36 @@ def evaluate_gan(G:Generator, # the generator
     return r
 
 # %% ../nbs/07_gan.ipynb #ec708076
+_Beta = Annotated[float, Range(0, 1, open_hi=True)] # Adam's betas
+
 @dataclass
 class WGANConfig:
     "Settings of the conditional attention WGAN-GP, its bias regulariser and its evaluation."
-    img_size:int=32 # 32 or 64
-    z_dim:int=128 # noise dimension
-    g_dim:int=64 # generator width (4·g_dim channels at 4×4)
-    d_dim:int=64 # critic width
+    img_size:PosInt=32 # 32 or 64
+    z_dim:PosInt=128 # noise dimension
+    g_dim:PosInt=64 # generator width (4·g_dim channels at 4×4)
+    d_dim:PosInt=64 # critic width
     attn:bool=True # self-attention in G (16×16) and D (8×8)
     proj:bool=True # projection term in the critic, on top of the one-hot input maps
-    steps:int=2000 # generator updates
-    bs:int=64 # batch size
-    n_critic:int=5 # critic updates per generator update
-    lr_g:float=1e-4 # Adam learning rate of G
-    lr_d:float=1e-4 # Adam learning rate of D
-    betas:tuple[float, float]=(0., .9) # Adam betas
-    gp_lambda:float=10. # gradient-penalty weight λ
-    mu:float=0. # bias-regulariser weight μ (0: off)
+    steps:NonNegInt=2000 # generator updates
+    bs:Annotated[int, Range(2)]=64 # batch size
+    n_critic:PosInt=5 # critic updates per generator update
+    lr_g:PosFloat=1e-4 # Adam learning rate of G
+    lr_d:PosFloat=1e-4 # Adam learning rate of D
+    betas:tuple[_Beta, _Beta]=(0., .9) # Adam betas
+    gp_lambda:NonNegFloat=10. # gradient-penalty weight λ
+    mu:NonNegFloat=0. # bias-regulariser weight μ (0: off)
     bias_per_class:bool=False # match attribute means per visual class
-    clf_epochs:int=15 # epochs of the attribute and SynthMM classifiers
-    clf_dim:int=16 # their width (features: 4·clf_dim)
-    eval_every:int=250 # steps between evaluations (the FID curve)
-    eval_n:int=1000 # images per evaluation
-    sample_every:int=250 # steps between sample grids
-    ckpt_every:int=100 # steps between checkpoints
-    n_classes:int|None=None # visual classes K (default: from the data)
+    clf_epochs:PosInt=15 # epochs of the attribute and SynthMM classifiers
+    clf_dim:PosInt=16 # their width (features: 4·clf_dim)
+    eval_every:NonNegInt=250 # steps between evaluations (the FID curve)
+    eval_n:PosInt=1000 # images per evaluation
+    sample_every:NonNegInt=250 # steps between sample grids
+    ckpt_every:NonNegInt=100 # steps between checkpoints
+    n_classes:PosInt|None=None # visual classes K (default: from the data)
     background:str='texture' # 'texture': SynthMM as drawn; 'plain': its background pixels mid grey (see `gan_data`)
-    n_train:int|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
-    seed:int=0 # seed of init, batches and noise
+    n_train:PosInt|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
+    seed:Seed=0 # seed of init, batches and noise
     device:str|None='cpu' # 'cpu', 'cuda', … ; None: best available
     progress:bool=True # progress bar (always off under nbdev-test)
 
@@ -328,15 +385,18 @@ def _finite(step, **losses):
         f"non-finite loss at generator step {step}: {bad}. Training stopped before applying it; models/wgan_last.pt still holds "
         "the last good state. Check the data for NaNs or lower lr_g/lr_d, then resume.")
 
-def _writer(run):
+def _writer(run, step):
+    "The run's TensorBoard writer, continuing one stream: events of an earlier (killed) run after `step` are hidden."
     if run is None: return None
     from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(run/'tensorboard'/'gan')
+    return SummaryWriter(run/'tensorboard'/'gan', purge_step=step + 1)  # the first step this run logs
 
 def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANConfig`)
                data, # training images with visual class and s (see `gan_data`)
                run_dir:str|Path|None=None, # models/, results/, visualizations/, tensorboard/ go here; None: nothing is written
-               resume:bool=True): # continue from run_dir/models/wgan_last.pt when it exists
+               resume:bool=True, # continue from run_dir/models/wgan_last.pt when it exists
+               classes=None, # class names: the rows of visualizations/gan_samples.png (default: the indices)
+               fid_name:str='synthmm'): # names the FID/KID keys (see `evaluate_gan`)
     "Train the conditional attention WGAN-GP with bias regulariser μ·L_bias; returns G, D, the classifiers, history and metrics."
     cfg = cfg if isinstance(cfg, WGANConfig) else from_dict(WGANConfig, cfg)
     dev = get_device(cfg.device); set_seed(cfg.seed)
@@ -366,9 +426,9 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
         if dev.type == 'cuda' and 'rng_cuda' in st: torch.cuda.set_rng_state(st['rng_cuda'], dev)
     tgt = attribute_target(attr, x, y if cfg.bias_per_class else None, K)
     from tqdm.auto import tqdm
-    tb, N, bs, t0, zero = _writer(run), len(x), cfg.bs, time.time(), torch.zeros((), device=dev)
+    tb, N, bs, t0, zero = _writer(run, step), len(x), cfg.bs, time.time(), torch.zeros((), device=dev)
     elapsed = lambda: t_done + time.time() - t0
-    ev = lambda: evaluate_gan(G, d, clf, attr, cfg.eval_n, seed=cfg.seed + 1)
+    ev = lambda: evaluate_gan(G, d, clf, attr, cfg.eval_n, seed=cfg.seed + 1, fid_name=fid_name)
     for n in tqdm(range(step + 1, cfg.steps + 1), initial=step, total=cfg.steps, disable=IN_TEST or not cfg.progress, desc='wgan'):
         D.requires_grad_(True)
         for _ in range(cfg.n_critic):
@@ -393,7 +453,8 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
         if (cfg.eval_every and n % cfg.eval_every == 0) or n == cfg.steps:
             hist.append(dict(step=n, time_s=elapsed(), **logs, **{k: v for k, v in ev().items() if not isinstance(v, list)}))
             if tb:
-                for k in ('fid_synthmm', 'kid_synthmm', 'conditional_accuracy', 'fairness_discrepancy'): tb.add_scalar(f'gan/{k}', hist[-1][k], n)
+                for k in (f'fid_{fid_name}', f'kid_{fid_name}', 'conditional_accuracy', 'fairness_discrepancy'):
+                    tb.add_scalar(f'gan/{k}', hist[-1][k], n)
         if run and ((cfg.ckpt_every and n % cfg.ckpt_every == 0) or n == cfg.steps):
             st = dict(G=G.state_dict(), D=D.state_dict(), opt_G=oG.state_dict(), opt_D=oD.state_dict(), attr_clf=attr.state_dict(),
                       step=n, history=hist, time_s=elapsed(), arch=arch, rng=torch.get_rng_state())
@@ -405,34 +466,49 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
     metrics = dict(final, step=cfg.steps, train_time_s=elapsed(), classifier_acc=clf_acc, attr_clf_acc=attr_acc)
     if run:
         save_json(run/'results'/'gan_metrics.json', metrics); save_json(run/'results'/'gan_history.json', hist)
-        _png(run/'visualizations'/'gan_samples.png', sample_grid(G, seed=cfg.seed + 1))
+        save_fig(plot_samples(G, classes, seed=cfg.seed + 1), run/'visualizations'/'gan_samples.png', dpi=72)
         if hist: save_fig(plot_history(hist), run/'visualizations'/'gan_fid.png', dpi=72)
     return SimpleNamespace(G=G, D=D, classifier=clf, attr_clf=attr, history=hist, metrics=metrics, cfg=cfg)
 
 def plot_history(history:list): # `train_wgan(...).history`
-    "FID (SynthMM features) and conditional accuracy over training steps."
+    "FID (on the feature classifier's features) and conditional accuracy over training steps."
     import matplotlib.pyplot as plt
-    st = [h['step'] for h in history]
+    st, f = [h['step'] for h in history], next(k for k in history[0] if k.startswith('fid_'))
     fig, ax = plt.subplots(1, 2, figsize=(6, 2.2), dpi=72)
-    ax[0].plot(st, [h['fid_synthmm'] for h in history], 'o-'); ax[0].set(xlabel='step', ylabel='FID (SynthMM features)')
+    ax[0].plot(st, [h[f] for h in history], 'o-'); ax[0].set(xlabel='step', ylabel=f'FID ({f[4:]} classifier features)')
     ax[1].plot(st, [h['conditional_accuracy'] for h in history], 'o-'); ax[1].set(xlabel='step', ylabel='conditional accuracy', ylim=(0, 1))
     fig.tight_layout()
     return fig
 
 # %% ../nbs/07_gan.ipynb #ef14282a
+def gan_inputs(data, # the `data:` section: a dict, `SynthConfig` or `DataConfig` (see `data.sources.data_config`)
+               cfg:WGANConfig, # `img_size` (your images are resized to it) and `n_train` (SynthMM) come from here
+               seed:int=0, # the run's seed: it seeds the stratified splits of your data
+               train=None): # your data's training split when it is loaded already (default: `load_splits`)
+    "(data, keywords) for `train_wgan`: SynthMM's train split (visual classes), or the train split of your data."
+    from xaimm_nb.data.sources import data_config, load_splits
+    from xaimm_nb.data.synth import SynthConfig, SynthMM, SHAPES
+    dc = data_config(data)
+    if isinstance(dc, SynthConfig):
+        if cfg.n_train is not None: dc = replace(dc, n_train=cfg.n_train)
+        return SynthMM(dc, 'train').arrays(), dict(classes=list(SHAPES[:dc.n_classes]), fid_name='synthmm')
+    d = source_arrays(load_splits(dc, seed)['train'] if train is None else train, cfg.img_size)
+    return d, dict(classes=d['classes'], fid_name='data')
+
 def train_wgan_from_config(cfg:dict|str|Path, # run config: dict or YAML path with seed, device, data, gan sections
                            run_dir:str|Path, # run folder
                            resume:bool=True): # continue from the folder's checkpoint
-    "Train the WGAN on SynthMM as configured (the `xaimm train-wgan` command); returns `train_wgan`'s result."
-    from xaimm_nb.pipeline import RunConfig
-    from xaimm_nb.data.synth import SynthConfig, SynthMM
+    "Train the WGAN on the configured data (SynthMM or yours, see `gan_inputs`); returns `train_wgan`'s result."
+    from xaimm_nb.data.sources import data_config, resolve_paths
     d = load_yaml(cfg) if isinstance(cfg, (str, Path)) else dict(cfg)
+    if isinstance(cfg, (str, Path)): d = resolve_paths(d, Path(cfg).parent)  # your data: paths from the config's
     try:
         rc = from_dict(RunConfig, d)
-        sc = from_dict(SynthConfig, rc.data, 'data')
+        dc = data_config(rc.data)
         gc = from_dict(WGANConfig, dict(dict(seed=rc.seed, device=rc.device), **rc.gan), 'gan')
     except ConfigError as e: raise ConfigError(f"{cfg}: {e}" if isinstance(cfg, (str, Path)) else str(e)) from None
+    data, kw = gan_inputs(dc, gc, rc.seed)
     run = RunDir(run_dir, config=d, seed=gc.seed, device=gc.device)
-    r = train_wgan(gc, SynthMM(sc, 'train').arrays(), run.path, resume)
+    r = train_wgan(gc, data, run.path, resume, **kw)
     run.finish(gan_steps=gc.steps)
     return r

@@ -9,9 +9,11 @@ Docs: https://xaimm.github.io/xaimm_nb/data.synth.html.md"""
 from __future__ import annotations
 import math, textwrap
 from dataclasses import dataclass
+from typing import Annotated
 from functools import lru_cache
 import numpy as np, pandas as pd, torch
 from PIL import Image, ImageDraw
+from ..core import Range, PosInt, NonNegInt, Seed, Prob
 
 # %% auto #0
 __all__ = ['SHAPES', 'SPLITS', 'ROLES', 'TASKS', 'SIZES', 'MATERIALS', 'TEXTURES', 'COLOURS', 'GROUP_COLOURS', 'SynthConfig',
@@ -33,17 +35,18 @@ GROUP_COLOURS = dict(magenta=(230, 40, 230), cyan=(40, 220, 230), lime=(150, 240
 @dataclass
 class SynthConfig:
     "Knobs of the SynthMM benchmark; validated on creation."
-    n_classes:int=4 # K labels = K visual shapes (2..8)
-    size:int=64 # image side: 32, 64, 128 or 224
+    n_classes:Annotated[int, Range(2, len(SHAPES))]=4 # K labels = K visual shapes (2..8)
+    size:PosInt=64 # image side: 32, 64, 128 or 224
     task:str='joint' # 'joint' (y = (v+p) mod K), 'redundant' (y = v, caption names the shape) or 'image' (y = v)
-    n_groups:int=2 # protected-attribute groups (2 or 3)
-    rho_ys:float=0.8 # train/valid: P(s == y % n_groups)
-    rho_ya:float|None=0.8 # train/valid: P(a == [y == artefact_class]); None: no artefacts (except split 'attacked')
-    artefact_class:int=0 # the class the artefact is (anti-)correlated with
-    p_text_s:float=0.0 # P(caption names the band: "with a magenta band")
-    p_text_a:float=0.0 # P(caption mentions a present artefact: "and a corner tag")
-    seed:int=0 # base seed; sample i of split sp uses default_rng([seed, sp, i])
-    n_train:int=2000; n_valid:int=500; n_test:int=1000; n_conflict:int=500; n_clean:int=500; n_attacked:int=500
+    n_groups:Annotated[int, Range(2, 3)]=2 # protected-attribute groups (2 or 3)
+    rho_ys:Prob=0.8 # train/valid: P(s == y % n_groups)
+    rho_ya:Prob|None=0.8 # train/valid: P(a == [y == artefact_class]); None: no artefacts (except split 'attacked')
+    artefact_class:NonNegInt=0 # the class the artefact is (anti-)correlated with
+    p_text_s:Prob=0.0 # P(caption names the band: "with a magenta band")
+    p_text_a:Prob=0.0 # P(caption mentions a present artefact: "and a corner tag")
+    seed:Seed=0 # base seed; sample i of split sp uses default_rng([seed, sp, i])
+    n_train:NonNegInt=2000; n_valid:NonNegInt=500; n_test:NonNegInt=1000 # samples per split
+    n_conflict:NonNegInt=500; n_clean:NonNegInt=500; n_attacked:NonNegInt=500
 
     def __post_init__(self):
         def chk(ok, k, msg):

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
-from ..core import get_device, save_state, load_state, save_json, save_fig, atomic_write, to_dict
+from ..core import (get_device, save_state, load_state, save_json, save_fig, atomic_write, to_dict, load_into,
+                           PosInt, Seed)
 from ..models.dual import DualConfig, build_dual, dual_data, train_dual, retrieval_recall
 from .core import methods as registered
 from ..metrics import summarize
@@ -29,14 +30,14 @@ def _default_methods():
 class DualBenchConfig:
     "Settings of `dual_benchmark`: the dual encoder, the test pairs explained and the methods."
     dual:DualConfig=field(default_factory=DualConfig) # the dual encoder and its training (`train_dual`)
-    n:int=64 # test pairs explained: the first n of the SynthMM test split
+    n:PosInt=64 # test pairs explained: the first n of the test split (SynthMM's or your data's)
     methods:dict=field(default_factory=_default_methods) # method name -> its options (a list of names: default options)
-    bs:int=16 # pairs per `explain` call
-    n_recall:int=1000 # test pairs ranked for retrieval recall@1
-    n_candidates:int=100 # pairs each recall query is ranked against (chance 1/n_candidates)
-    image_mask:str='object' # the SynthMM mask that is the image ground truth
-    n_show:int=4 # pairs in the picture of explanations
-    seed:int=0 # seeds the random baseline
+    bs:PosInt=16 # pairs per `explain` call
+    n_recall:PosInt=1000 # test pairs ranked for retrieval recall@1
+    n_candidates:PosInt=100 # pairs each recall query is ranked against (chance 1/n_candidates)
+    image_mask:str='object' # the mask that is the image ground truth (your data: 'object', from masks/boxes)
+    n_show:PosInt=4 # pairs in the picture of explanations
+    seed:Seed=0 # seeds the random baseline
     device:str|None=None # 'cpu', 'cuda', ...; None: the best available
     progress:bool=False # print the training loss and each method's time
     def __post_init__(self):
@@ -49,8 +50,8 @@ class DualBenchConfig:
             f"n_recall={self.n_recall} is smaller than n_candidates={self.n_candidates}; recall needs at least one block of candidates")
 
 # %% ../../nbs/08g_explain.benchmark.ipynb #4244b9eb
-def _dual_model(cfg:DualBenchConfig, f:Path|None):
-    "(model, loss per epoch, training seconds): loaded from checkpoint `f` when it exists, else trained (and saved to `f`)."
+def _dual_model(cfg:DualBenchConfig, f:Path|None, source=None):
+    "(model, loss per epoch, training seconds): from checkpoint `f` if it exists, else trained on `source` or SynthMM."
     dev, d = get_device(cfg.device), cfg.dual
     if f is not None and f.exists():
         st, want = load_state(f), to_dict(d)
@@ -59,35 +60,39 @@ def _dual_model(cfg:DualBenchConfig, f:Path|None):
         if diff: raise ValueError(f"{f} holds a dual encoder trained with {have(st['config'])}, but the config asks for {have(want)}; "
                                   f"delete {f} to retrain, or use its settings")
         model = build_dual(d.preset, d.patch, d.depth, d.width, d.heads, size=d.size)
-        model.load_state_dict(st['model'])
+        load_into(model, st['model'], f, f"delete {f} to retrain the dual encoder")
         return model.to(dev).eval(), st['hist'], st['train_seconds']
     t = time.perf_counter()
-    model, hist = train_dual(d, dev, verbose=cfg.progress)
+    model, hist = train_dual(d, dev, verbose=cfg.progress, source=source)
     secs = time.perf_counter() - t
     if f is not None: save_state(f, dict(model=model.state_dict(), config=to_dict(d), hist=hist, train_seconds=secs))
     return model, hist, secs
 
 # %% ../../nbs/08g_explain.benchmark.ipynb #3c1f1bb6
 def dual_benchmark(cfg:DualBenchConfig|None=None, # settings (default `DualBenchConfig()`)
-                   run_dir=None): # run folder (a path or a `RunDir`): the model is kept in models/dual.pt and the results written; None: nothing saved
-    "Train (or load) the SynthMM dual encoder, measure its retrieval recall@1 and score every method's explanations of `n` test pairs next to random."
+                   run_dir=None, # run folder (path or `RunDir`): models/dual.pt, the results; None: nothing saved
+                   data:dict|None=None, # {'train': source, 'test': source} of your image–caption pairs; None: SynthMM's
+                   name:str='SynthMM'): # the data's name in the pictures' titles
+    "Train (or load) the dual encoder, measure its recall@1, score the explanations of `n` test pairs next to random."
     cfg = cfg or DualBenchConfig()
     root = None if run_dir is None else Path(getattr(run_dir, 'path', run_dir))
     if root is not None:
         for s in ('models', 'results', 'visualizations'): (root/s).mkdir(parents=True, exist_ok=True)
-    model, hist, train_s = _dual_model(cfg, None if root is None else root/'models'/'dual.pt')
-    rec = retrieval_recall(model, dual_data(cfg.dual, model, 'test', cfg.n_recall), cfg.n_candidates)
-    b = dual_data(cfg.dual, model, 'test', cfg.n).batch(range(cfg.n))
+    model, hist, train_s = _dual_model(cfg, None if root is None else root/'models'/'dual.pt', data and data['train'])
+    pairs = lambda n: dual_data(cfg.dual, model, 'test', n, data and data['test'])  # your test split: at most n of it
+    rd = pairs(cfg.n_recall)
+    rec = retrieval_recall(model, rd, min(cfg.n_candidates, len(rd)))  # a small test split: all of it in one block
+    b = pairs(cfg.n); n = len(b); b = b.batch(range(n))
     t = time.perf_counter()
     tab, per, exps = xai_table(model, b, cfg.methods, cfg.bs, image_mask=cfg.image_mask, seed=cfg.seed, progress=cfg.progress)
     secs = time.perf_counter() - t
-    out = dict(n=cfg.n, recall=rec, final_loss=hist[-1], methods=cfg.methods, table=tab.to_dict('index'),
+    out = dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, table=tab.to_dict('index'),
                train_seconds=train_s, explain_seconds=secs)
     if root is not None:
-        save_json(root/'results'/'dual_xai.json', dict(n=cfg.n, recall=rec, final_loss=hist[-1], methods=cfg.methods, dual=to_dict(cfg.dual),
+        save_json(root/'results'/'dual_xai.json', dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, dual=to_dict(cfg.dual),
                                                        metrics={m: summarize(d).to_dict('index') for m, d in per.items()}))
         atomic_write(root/'results'/'dual_xai_table.csv', tab.to_csv())
-        title = f"dual encoder (recall@1 {rec['i2t']:.2f}/{rec['t2i']:.2f}), {cfg.n} SynthMM test pairs"
+        title = f"dual encoder (recall@1 {rec['i2t']:.2f}/{rec['t2i']:.2f}), {n} {name} test pairs"
         save_fig(plot_xai_table(tab, title), root/'visualizations'/'dual_xai_table.png')
         save_fig(explanation_grid(b, {k: v for k, v in exps.items() if k != 'random'}, n=cfg.n_show), root/'visualizations'/'dual_explanations.png')
     return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy, warnings
 from contextlib import contextmanager, ExitStack
 from functools import partial
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Annotated
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, matplotlib.pyplot as plt
 from torch import Tensor
 from scipy.sparse.csgraph import laplacian
@@ -22,16 +23,17 @@ from ..explain.core import hooks, model_call, explain
 from ..explain.cam import cam_layer
 from ..metrics import accuracy, artefact_relevance
 from . import delta_bias
-from ..core import RunDir, from_dict, to_dict, get_device, set_seed, save_json, save_state, save_fig
-from ..data.synth import SynthConfig
-from ..data.core import get_tokenizer, synth_datasets, synth_dataloaders
+from ..core import (RunDir, from_dict, to_dict, get_device, set_seed, save_json, save_state, save_fig, Range, ConfigError,
+                           PosInt, NonNegInt, PosFloat, NonNegFloat, Prob, Seed)
+from ..data.synth import SynthConfig, SHAPES
+from ..data.core import get_tokenizer, synth_datasets, synth_dataloaders, mm_dataloaders, MMDataset
 from ..models.fusion import build_model
 from ..train import mm_learner
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'METHODS', 'to_batches', 'activations', 'CAV', 'fit_cav', 'spray', 'spray_report', 'p_clarc',
-           'rr_clarc_loss', 'rrr_loss', 'finetune', 'evaluate_split', 'reveal', 'R2RConfig', 'r2r', 'plot_rounds',
-           'run_r2r']
+__all__ = ['EVAL_SPLITS', 'METHODS', 'DATA_SPLITS', 'to_batches', 'activations', 'CAV', 'fit_cav', 'spray', 'spray_report',
+           'p_clarc', 'rr_clarc_loss', 'rrr_loss', 'finetune', 'evaluate_split', 'reveal', 'R2RConfig', 'r2r',
+           'plot_rounds', 'data_batches', 'run_r2r']
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #40995f21
 EVAL_SPLITS = ('test', 'clean', 'conflict', 'attacked')
@@ -117,17 +119,19 @@ def spray(maps:Tensor, # relevance maps [N,H,W]
     return dict(labels=labels, k=k, eigenvalues=ev)
 
 def spray_report(labels, # cluster of each sample [N]
-                 rel, # artefact relevance of each sample [N] (NaN where it has no artefact)
+                 rel, # artefact relevance of each sample [N] (NaN where it has no artefact); None: no artefact masks
                  a): # artefact flags [N]
-    "The cluster with the most artefact relevance, its purity and recall w.r.t. the artefact flags, and the ARI."
+    "The cluster with the most artefact relevance (no `rel`: artefact samples), its purity and recall for `a`, the ARI."
     labels, a = np.asarray(labels), np.asarray(a).astype(bool)
-    rel = np.nan_to_num(np.asarray(rel, float))  # no artefact: no relevance on it
     ks = np.unique(labels)
-    c = ks[np.argmax([rel[labels == k].mean() for k in ks])]
+    if rel is not None: rel = np.nan_to_num(np.asarray(rel, float))  # no artefact: no relevance on it
+    c = ks[np.argmax([(a if rel is None else rel)[labels == k].mean() for k in ks])]
     m = labels == c
     pur, rec = float(a[m].mean()), float(a[m].sum() / max(a.sum(), 1))
-    return dict(k=len(ks), cluster=int(c), size=int(m.sum()), cluster_rel=float(rel[m].mean()), purity=pur, recall=rec,
-                base_rate=float(a.mean()), ari=float(adjusted_rand_score(a, labels)), recovered=bool(pur >= .8 and rec >= .5))
+    return dict(k=len(ks), cluster=int(c), size=int(m.sum()),
+                **({} if rel is None else dict(cluster_rel=float(rel[m].mean()))),
+                purity=pur, recall=rec, base_rate=float(a.mean()), ari=float(adjusted_rand_score(a, labels)),
+                recovered=bool(pur >= .8 and rec >= .5))
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #4b52a14b
 def _project(c, m, i, o):
@@ -210,20 +214,21 @@ def evaluate_split(model:nn.Module, # the model to score
              cavs=(), # P-ClArC CAVs active while scoring
              method:str='gradcampp', # explanation method for the artefact relevance
              artefact_class:int=0): # the class the artefact is correlated with in training
-    "Accuracy, Δbias (aligned vs conflicting; protected groups) and artefact relevance on one split."
+    "Accuracy, Δbias (aligned vs conflicting; protected groups), artefact relevance (with artefact masks) on one split."
     P, R = [], []
     model.eval()
     with p_clarc(model, cavs):
         for b in batches:
             with torch.no_grad(): P.append(model_call(model, b).argmax(1).cpu())
-            m = b['masks']['artefact'].cpu()
+            if (m := b['masks'].get('artefact')) is None: continue  # no artefact mask: no artefact relevance
+            m = m.cpu()
             R.append(artefact_relevance(explain(model, b, method, target=artefact_class).image.cpu(), m) if m.any()
                      else torch.full((len(m),), float('nan')))
     p, y, s, a = torch.cat(P), _cat(batches, 'y'), _cat(batches, 'protected'), _cat(batches, 'artefact')
     with warnings.catch_warnings():  # one group only (e.g. the conflict split): NaN, as documented
         warnings.simplefilter('ignore')
         return dict(acc=accuracy(p, y).item(), delta_bias=delta_bias(p, y, a.bool() == (y == artefact_class)),
-                    delta_bias_s=delta_bias(p, y, s), art_rel=torch.cat(R).nanmean().item())
+                    delta_bias_s=delta_bias(p, y, s), **({'art_rel': torch.cat(R).nanmean().item()} if R else {}))
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #2505bfb0
 def _take(b, i):
@@ -233,7 +238,7 @@ def _take(b, i):
     return {k: f(v) for k, v in b.items()}
 
 def reveal(model:nn.Module, # the model to inspect
-           batches:list, # training batch dicts with `artefact` and `masks['artefact']`
+           batches:list, # training batch dicts with `artefact` (and `masks['artefact']` for the relevance)
            cavs=(), # P-ClArC CAVs active while revealing
            layer=None, # CAV layer: module, dotted name or None (the CAM layer)
            method:str='gradcampp', # explanation method for SpRAy and the artefact relevance
@@ -243,20 +248,21 @@ def reveal(model:nn.Module, # the model to inspect
            extra:dict|None=None, # further methods whose artefact relevance is measured: {name: options}
            n_extra:int=8, # samples for the extra methods
            seed:int=0): # SpRAy's seed
-    "Explain, cluster (SpRAy), measure artefact relevance and fit the artefact CAV."
+    "Explain, cluster (SpRAy), measure artefact relevance (with artefact masks) and fit the artefact CAV."
     L, name = _layer(model, layer, batches[0])
-    M, R = [], []
+    M, R, mk = [], [], 'artefact' in batches[0]['masks']
     with p_clarc(model, cavs):
         for b in batches:
             e = explain(model, b, method, target=cls)
-            M.append(e.image.cpu()); R.append(artefact_relevance(e.image.cpu(), b['masks']['artefact'].cpu()))
+            M.append(e.image.cpu())
+            if mk: R.append(artefact_relevance(e.image.cpu(), b['masks']['artefact'].cpu()))
         acts = activations(model, batches, L)
         bx = _take(batches[0], batches[0]['artefact'].nonzero()[:n_extra, 0].cpu())
         ex = {k: artefact_relevance(explain(model, bx, k, target=cls, **o).image.cpu(), bx['masks']['artefact'].cpu()).nanmean().item()
-              for k, o in (extra or {}).items() if len(bx['y'])}
-    M, R, y, a = torch.cat(M), torch.cat(R), _cat(batches, 'y'), _cat(batches, 'artefact')
+              for k, o in (extra or {}).items() if mk and len(bx['y'])}
+    M, R, y, a = torch.cat(M), torch.cat(R) if mk else None, _cat(batches, 'y'), _cat(batches, 'artefact')
     sp = spray(M, max_k, seed=seed)
-    return dict(art_rel=R.nanmean().item(), extra=ex, spray=spray_report(sp['labels'], R, a),
+    return dict(**({'art_rel': R.nanmean().item()} if mk else {}), extra=ex, spray=spray_report(sp['labels'], R, a),
                 cav=fit_cav(acts, a, y, cav_kind, name))
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #67741ba8
@@ -264,32 +270,33 @@ METHODS = ('pclarc', 'rrclarc', 'rrr', 'finetune')
 
 @dataclass
 class R2RConfig:
-    "Knobs of a Reveal-to-Revise run on SynthMM."
+    "Knobs of a Reveal-to-Revise run on SynthMM (or on your data: `run_r2r`)."
     preset:str='tiny' # model preset (`build_model`)
-    n_classes:int=4 # SynthMM classes
-    size:int|None=None # image side (None: the preset's)
+    n_classes:Annotated[int, Range(2, len(SHAPES))]=4 # SynthMM classes
+    size:PosInt|None=None # image side (None: the preset's)
     task:str='image' # SynthMM task: 'image' (label = shape), 'joint' (shape + caption word)
-    rho_ya:float=.95 # train: P(artefact present ⇔ y == artefact_class)
-    rho_ys:float=.5 # train: P(s == y mod groups); .5 keeps the protected attribute out of the shortcut
-    artefact_class:int=0 # the class the artefact marks
-    n_train:int=2000 # training samples
-    n_eval:int=500 # samples per evaluation split
-    n_reveal:int=512 # training samples explained in each reveal
-    bs:int=64 # batch size
-    epochs:int=15 # base training epochs (fastai one-cycle)
-    lr:float=3e-3 # base training peak learning rate
+    rho_ya:Prob=.95 # train: P(artefact present ⇔ y == artefact_class)
+    rho_ys:Prob=.5 # train: P(s == y mod groups); .5 keeps the protected attribute out of the shortcut
+    artefact_class:NonNegInt=0 # the class the artefact marks
+    n_train:PosInt=2000 # training samples
+    n_eval:PosInt=500 # samples per evaluation split
+    n_reveal:PosInt=512 # training samples explained in each reveal
+    bs:PosInt=64 # batch size
+    epochs:PosInt=15 # base training epochs (fastai one-cycle)
+    lr:PosFloat=3e-3 # base training peak learning rate
     methods:list[str]=field(default_factory=lambda: list(METHODS)) # revise methods to run
-    max_rounds:int=2 # reveal → revise rounds per method
-    tol:float=.005 # smallest drop that counts as an improvement
+    max_rounds:PosInt=2 # reveal → revise rounds per method
+    tol:NonNegFloat=.005 # smallest drop that counts as an improvement
     method:str='gradcampp' # explanation method (SpRAy, artefact relevance)
     extra:dict=field(default_factory=lambda: {'lime': dict(num_samples=300, segmentation='grid')}) # more methods measured in reveal: {name: options}
-    n_extra:int=16 # samples for the extra methods
+    n_extra:PosInt=16 # samples for the extra methods
     cav:str='signal' # CAV kind: 'signal', 'svm' or 'logistic'
-    ft_epochs:int=2 # fine-tuning epochs per round (RR-ClArC, RRR)
-    ft_lr:float=5e-4 # fine-tuning learning rate
-    lam_rrclarc:float=1. # RR-ClArC penalty weight
-    lam_rrr:float=.1 # RRR penalty weight: on the tiny preset's trained model the penalty is 1-10x the cross-entropy at λ = 1 (Ross et al. size λ so both match); λ = 10 collapsed at seed 0
-    seed:int=0 # seeds data, model, training and clustering
+    ft_epochs:PosInt=2 # fine-tuning epochs per round (RR-ClArC, RRR)
+    ft_lr:PosFloat=5e-4 # fine-tuning learning rate
+    lam_rrclarc:NonNegFloat=1. # RR-ClArC penalty weight
+    lam_rrr:NonNegFloat=.1 # RRR penalty weight: on the tiny preset's trained model the penalty is 1-10x the
+                           # cross-entropy at λ = 1 (Ross et al. size λ so both match); λ = 10 collapsed at seed 0
+    seed:Seed=0 # seeds data, model, training and clustering
     device:str|None=None # 'cpu', 'cuda', ... (None: best available)
 
 def _revise(m, meth, rv, cavs, train, cfg, seed):
@@ -310,47 +317,61 @@ def _clone(model):
             for t in (v.values() if isinstance(v, dict) else [v]) if isinstance(t, Tensor) and not t.is_leaf}
     return copy.deepcopy(model, memo)
 
-def _key(e): return dict(conflict_acc=e['conflict']['acc'], attacked_acc=e['attacked']['acc'],
-                         delta_bias=e['test']['delta_bias'], art_rel=e['attacked']['art_rel'])
+def _key(e, accs=('conflict', 'attacked'), rel='attacked'):
+    "The headline numbers of evaluation `e`: accuracy on the `accs` splits, test Δbias, artefact relevance on `rel`."
+    return dict(**{f'{sp}_acc': e[sp]['acc'] for sp in accs if sp in e}, delta_bias=e['test']['delta_bias'],
+                **({'art_rel': e[rel]['art_rel']} if 'art_rel' in e.get(rel, {}) else {}))
 
-def _summary(rv): return dict(art_rel=rv['art_rel'], extra=rv['extra'], spray=rv['spray'], cav=dict(layer=rv['cav'].layer, kind=rv['cav'].kind))
+def _summary(rv): return dict(**{k: rv[k] for k in ('art_rel', 'extra', 'spray') if k in rv},
+                              cav=dict(layer=rv['cav'].layer, kind=rv['cav'].kind))
 
 def r2r(model:nn.Module, # the trained (biased) model; not modified
-        data:dict, # split -> batch dicts: 'train', 'reveal' and EVAL_SPLITS
-        cfg:R2RConfig): # the knobs (methods, rounds, weights)
+        data:dict, # split -> batch dicts: 'train', 'reveal' and the evaluation splits (EVAL_SPLITS, or `DATA_SPLITS`)
+        cfg:R2RConfig, # the knobs (methods, rounds, weights)
+        accs=('conflict', 'attacked'), # the splits whose accuracy is a headline number (`<split>_acc`)
+        rel:str='attacked'): # the split whose artefact relevance is a headline number (when it has artefact masks)
     "Reveal → revise → evaluate, iterated, for each method of `cfg.methods`; returns a JSON-ready dict."
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad: raise ValueError(f"methods: unknown revise method(s) {bad}; use any of {METHODS}")
-    ev = lambda m, cavs: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in EVAL_SPLITS}
+    key = partial(_key, accs=accs, rel=rel)
+    skipped = {} if 'artefact' in data['train'][0]['masks'] else {
+        m: "needs artefact masks (masks['artefact']) for its penalty; the data has none"
+        for m in cfg.methods if m == 'rrr'}
+    ev = lambda m, cavs: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in data
+                          if sp not in ('train', 'reveal')}
     rev = lambda m, cavs: reveal(m, data['reveal'], cavs, method=cfg.method, cls=cfg.artefact_class, cav_kind=cfg.cav, extra=cfg.extra, n_extra=cfg.n_extra, seed=cfg.seed)
     rv0 = rev(model, ())
     base = dict(round=0, eval=ev(model, ()), reveal=_summary(rv0))
     out = dict(base=base, methods={})
-    for meth in cfg.methods:
-        m, cavs, rv, prev, rounds = _clone(model), [], rv0, _key(base['eval']), []
+    for meth in [m for m in cfg.methods if m not in skipped]:
+        m, cavs, rv, prev, rounds = _clone(model), [], rv0, key(base['eval']), []
         for r in range(1, cfg.max_rounds + 1):
             cavs = _revise(m, meth, rv, cavs, data['train'], cfg, cfg.seed + r)
-            e = ev(m, cavs); rv = rev(m, cavs); k = _key(e)
-            better = prev['art_rel'] - k['art_rel'] > cfg.tol or prev['delta_bias'] - k['delta_bias'] > cfg.tol
+            e = ev(m, cavs); rv = rev(m, cavs); k = key(e)
+            better = any(prev[x] - k[x] > cfg.tol for x in ('art_rel', 'delta_bias') if x in k)
             rounds.append(dict(round=r, eval=e, reveal=_summary(rv), improved=bool(better)))
             if not better: break
             prev = k
         fin = next((x for x in rounds[::-1] if x['improved']), rounds[0])
-        b, f = _key(base['eval']), _key(fin['eval'])
-        chk = dict(conflict_acc=f['conflict_acc'] > b['conflict_acc'], attacked_acc=f['attacked_acc'] > b['attacked_acc'],
-                   delta_bias=f['delta_bias'] < b['delta_bias'], art_rel=f['art_rel'] < b['art_rel'])
+        b, f = key(base['eval']), key(fin['eval'])
+        chk = {x: f[x] > b[x] if x.endswith('_acc') else f[x] < b[x] for x in f}  # accuracies up, the others down
         out['methods'][meth] = dict(rounds=rounds, final_round=fin['round'], before=b, after=f, better=chk, helped=all(chk.values()))
+    if skipped: out['skipped'] = skipped
+    out['headline'] = dict(accs=list(accs), rel=rel)
     return out
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #4a543f15
 def plot_rounds(res:dict, # the output of `r2r`
-                ax=None): # 4 axes, or None for a new figure
-    "The four acceptance numbers per round (round 0 = unrevised, ★ = the final round) for every revise method."
-    ks = dict(conflict_acc='conflict accuracy ↑', attacked_acc='attacked accuracy ↑', delta_bias='Δbias (test) ↓', art_rel='artefact relevance (attacked) ↓')
-    axs = np.ravel(ax) if ax is not None else plt.subplots(1, 4, figsize=(11, 2.4), dpi=72)[1]
-    b = _key(res['base']['eval'])
+                ax=None): # one axis per headline number (4 on SynthMM), or None for a new figure
+    "The headline numbers per round (round 0 = unrevised, ★ = the final round) for every revise method."
+    h = res.get('headline', dict(accs=['conflict', 'attacked'], rel='attacked'))
+    key = partial(_key, accs=h['accs'], rel=h['rel'])
+    b = key(res['base']['eval'])
+    name = {'delta_bias': 'Δbias (test) ↓', 'art_rel': f"artefact relevance ({h['rel']}) ↓"}
+    ks = {k: name.get(k, f'{k[:-4]} accuracy ↑') for k in b}
+    axs = np.ravel(ax) if ax is not None else np.ravel(plt.subplots(1, len(ks), figsize=(2.75*len(ks), 2.4), dpi=72)[1])
     for name, r in res['methods'].items():
-        ys, f = [b] + [_key(x['eval']) for x in r['rounds']], r['final_round']
+        ys, f = [b] + [key(x['eval']) for x in r['rounds']], r['final_round']
         for a, k in zip(axs, ks):
             l, = a.plot(range(len(ys)), [y[k] for y in ys], 'o-', ms=4, label=name)
             a.plot(f, ys[f][k], '*', ms=11, color=l.get_color())
@@ -362,27 +383,96 @@ def plot_rounds(res:dict, # the output of `r2r`
     return axs[0].figure
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #36481bd1
+DATA_SPLITS = ('test', 'clean', 'artefact', 'conflict') # the evaluation subsets of your test split (`data_batches`)
+
+def _flags(batches, split):
+    "The artefact flags [N] of one split's batches; a `ConfigError` saying what to add when the data has none."
+    if 'artefact' not in batches[0]:
+        raise ConfigError(f"r2r: the {split} split has no artefact flags. Reveal to Revise needs a 0/1 column (1 "
+                          "where the spurious feature is present): add it to your data and name it in "
+                          "data.columns.artefact (default column name 'artefact'), or remove 'r2r' from the stages")
+    return _cat(batches, 'artefact')
+
+def data_batches(data:dict, # {'train', 'test': item source} of your data (e.g. `load_splits`), items with the flag `a`
+                 model:nn.Module, # the model the batches are for (its `.preset`: tokenizer, image size, statistics)
+                 bs:int=64, # batch size
+                 n_reveal:int=512, # training samples explained in each reveal: a seeded random sample
+                 seed:int=0): # seeds the reveal sample
+    "Your data's batch dicts for `r2r` (train, the `DATA_SPLITS` that have samples, reveal) and the artefact's class."
+    p = model.preset; tok = get_tokenizer(p['tokenizer'], pad_to='longest')
+    mk = lambda s, i=None: MMDataset(s, tok, p['size'], p['mean'], p['std'], i)
+    tr, te = to_batches(mk(data['train']), bs), to_batches(mk(data['test']), bs)
+    a, y, _ = _flags(tr, 'train'), _cat(tr, 'y'), _flags(te, 'test')
+    if a.all() or not a.any():
+        raise ValueError(f"{data['train']!r}: the artefact flag is {int(a[0])} on every training row; Reveal to Revise "
+                         "needs rows with and without the artefact")
+    names = list(data['train'].classes)
+    rate = torch.zeros(len(names)).index_add_(0, y, a.float()) / torch.bincount(y, minlength=len(names)).clamp(min=1)
+    c = int(rate.argmax())  # the class the artefact marks: the one whose rows carry it most often
+    sub = lambda f: [x for b in te if len((x := _take(b, f(b).nonzero()[:, 0]))['y'])]
+    ev = dict(test=te, clean=sub(lambda b: b['artefact'] == 0), artefact=sub(lambda b: b['artefact'] == 1),
+              conflict=sub(lambda b: b['artefact'].bool() != (b['y'] == c)))  # as SynthMM's conflict split
+    i = torch.randperm(len(data['train']), generator=torch.Generator().manual_seed(seed))[:n_reveal]
+    out = dict(train=tr, **{k: v for k, v in ev.items() if v}, reveal=to_batches(mk(data['train'], i.tolist()), bs))
+    info = dict(artefact_class=c, artefact_class_name=names[c], artefact_rate=dict(zip(names, rate.tolist())),
+                n={k: sum(len(b['y']) for b in v) for k, v in out.items()})
+    if 'artefact' not in tr[0]['masks']:
+        info['not_measured'] = ("artefact relevance (art_rel, the extra methods) and the RRR method: they need an "
+                                "artefact mask and the data has none")
+    return out, info
+
+def _base_model(cfg, model, dls):
+    "`model` trained on `dls` (fastai one-cycle, `cfg.epochs` at peak `cfg.lr`), in eval mode."
+    learn = mm_learner(dls, model, lr=cfg.lr, progress=False)
+    learn.fit_one_cycle(cfg.epochs, cfg.lr)
+    return model.eval()
+
 def run_r2r(cfg:R2RConfig|dict, # the knobs (a dict is validated into `R2RConfig`)
-            run_dir): # a `RunDir` or a folder
-    "Train a model on SynthMM with a spurious artefact, run Reveal to Revise, write results and the per-round plot."
+            run_dir, # a `RunDir` or a folder
+            data:dict|None=None): # {'train', 'valid', 'test': source} of your data with artefact flags; None: SynthMM
+    "Train a model on SynthMM with a planted artefact (or on your data), run Reveal to Revise, write results and plot."
     cfg = cfg if isinstance(cfg, R2RConfig) else from_dict(R2RConfig, cfg)
     dev = get_device(cfg.device)
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, config=cfg, seed=cfg.seed, device=dev)
     set_seed(cfg.seed)
-    model = build_model(cfg.preset, n_classes=cfg.n_classes, **({'size': cfg.size} if cfg.size else {})).to(dev)
-    p = model.preset
-    sc = SynthConfig(n_classes=cfg.n_classes, size=p['size'], task=cfg.task, rho_ys=cfg.rho_ys, rho_ya=cfg.rho_ya, artefact_class=cfg.artefact_class,
-                     seed=cfg.seed, n_train=cfg.n_train, n_valid=cfg.n_eval, **{f'n_{s}': cfg.n_eval for s in EVAL_SPLITS})
-    tok = get_tokenizer(p['tokenizer'], pad_to='longest')
-    learn = mm_learner(synth_dataloaders(sc, tok, p['size'], cfg.bs, p['mean'], p['std'], cfg.seed, dev), model, lr=cfg.lr, progress=False)
-    learn.fit_one_cycle(cfg.epochs, cfg.lr)
-    model.eval()
-    save_state(run.models/'base.pt', model.state_dict())
-    dss = synth_datasets(sc, tok, p['size'], p['mean'], p['std'], splits=('train',) + EVAL_SPLITS)
-    data = {sp: to_batches(ds, cfg.bs) for sp, ds in dss.items()}
-    data['reveal'] = to_batches(dss['train'], cfg.bs, cfg.n_reveal)
-    res = dict(config=to_dict(cfg), **r2r(model, data, cfg))
+    size = {'size': cfg.size} if cfg.size else {}
+    if data is None:
+        model = build_model(cfg.preset, n_classes=cfg.n_classes, **size).to(dev)
+        p = model.preset
+        sc = SynthConfig(n_classes=cfg.n_classes, size=p['size'], task=cfg.task, rho_ys=cfg.rho_ys, rho_ya=cfg.rho_ya,
+                         artefact_class=cfg.artefact_class, seed=cfg.seed, n_train=cfg.n_train, n_valid=cfg.n_eval,
+                         **{f'n_{s}': cfg.n_eval for s in EVAL_SPLITS})
+        tok = get_tokenizer(p['tokenizer'], pad_to='longest')
+        dls = synth_dataloaders(sc, tok, p['size'], cfg.bs, p['mean'], p['std'], cfg.seed, dev)
+        model = _base_model(cfg, model, dls)
+        save_state(run.models/'base.pt', model.state_dict())
+        dss = synth_datasets(sc, tok, p['size'], p['mean'], p['std'], splits=('train',) + EVAL_SPLITS)
+        batches = {sp: to_batches(ds, cfg.bs) for sp, ds in dss.items()}
+        batches['reveal'] = to_batches(dss['train'], cfg.bs, cfg.n_reveal)
+        res = dict(config=to_dict(cfg), **r2r(model, batches, cfg))
+    else:
+        mods = getattr(data['train'], 'modalities', ('image', 'text'))
+        if 'image' not in mods:
+            raise ConfigError("r2r: your data is text-only; Reveal to Revise explains and corrects the image tower "
+                              "(the CAV lives at its CAM layer): remove 'r2r' from the stages")
+        model = build_model(cfg.preset, n_classes=len(data['train'].classes),
+                            mode='both' if 'text' in mods else 'image', **size).to(dev)
+        batches, info = data_batches(data, model, cfg.bs, cfg.n_reveal, cfg.seed)
+        a, y = _cat(batches['train'], 'artefact').bool(), _cat(batches['train'], 'y')
+        if cfg.cav == 'signal' and not any((a & (y == k)).any() and (~a & (y == k)).any() for k in y.unique()):
+            raise ConfigError("r2r.cav='signal' compares artefact and clean rows within a class, but no class of the "
+                              "training split has both; set r2r.cav to 'svm' or 'logistic'")
+        p = model.preset; tok = get_tokenizer(p['tokenizer'], pad_to='longest')
+        model = _base_model(cfg, model, mm_dataloaders(data['train'], data['valid'], cfg.bs, tok, p['size'], p['mean'],
+                                                       p['std'], cfg.seed, dev))
+        save_state(run.models/'base.pt', model.state_dict())
+        cfg = replace(cfg, artefact_class=info['artefact_class'])
+        res = dict(config=to_dict(cfg), data=info, **r2r(model, batches, cfg, accs=DATA_SPLITS[1:], rel='artefact'))
     save_json(run.results/'r2r.json', res)
-    save_fig(plot_rounds(res), run.visualizations/'r2r_rounds.png', dpi=72)
+    fig = plot_rounds(res)
+    if data is not None:
+        fig.suptitle(f"Reveal to Revise, artefact tied to class {info['artefact_class_name']!r}", fontsize=9)
+        fig.tight_layout()
+    save_fig(fig, run.visualizations/'r2r_rounds.png', dpi=72)
     run.finish()
     return res

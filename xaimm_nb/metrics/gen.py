@@ -10,6 +10,7 @@ from __future__ import annotations
 import math, warnings, typing, torch, torch.nn as nn, torch.nn.functional as F
 from pathlib import Path
 from torch import Tensor
+from ..core import load_state, load_into
 from . import _gauss
 
 # %% auto #0
@@ -124,8 +125,8 @@ def inception_extractor(weights_path:str|Path): # a torchvision inception_v3 sta
         raise FileNotFoundError(f"{p}: Inception-v3 weights not found; download torchvision's inception_v3_google-0cc3c7bd.pth "
                                 "on a machine with internet and pass its path (nothing is downloaded here)")
     net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-    try: net.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))
-    except Exception as e: raise ValueError(f"{p}: not a torchvision inception_v3 state dict ({str(e).splitlines()[0][:200]})") from None
+    load_into(net, load_state(p), f"{p}: not a torchvision inception_v3 state dict; it",
+              "pass torchvision's inception_v3_google-0cc3c7bd.pth")
     return InceptionFeatures(net)
 
 # %% ../../nbs/11a_metrics.gen.ipynb #e535bc0d

@@ -10,10 +10,11 @@ import math
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from ..core import set_seed, get_device
+from typing import Annotated
+from ..core import set_seed, get_device, Range, PosInt, PosFloat, NonNegFloat, Seed
 from .encoders import ImageEncoder, TextEncoder, build_encoders, preset_info
-from ..data.synth import SynthConfig
-from ..data.core import get_tokenizer, synth_datasets
+from ..data.synth import SynthConfig, SHAPES
+from ..data.core import get_tokenizer, synth_datasets, MMDataset
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'DualBase', 'clip_loss', 'DualEncoder', 'special_ids', 'build_dual', 'CLIPAdapter',
@@ -176,32 +177,39 @@ def load_clip(name:str='openai/clip-vit-base-patch32'): # hub name or local fold
 class DualConfig:
     "Settings of `train_dual`."
     preset:str='tiny' # encoder preset: text tower, tokenizer, dim
-    size:int=32 # image side (a SynthMM size)
-    n_classes:int=4 # shapes
-    n_train:int=5000 # training pairs
-    patch:int=8; depth:int=4; width:int=64; heads:int=2 # the ViT image tower
-    epochs:int=20; bs:int=64; lr:float=1e-3; wd:float=.05 # AdamW (no decay on 1-d weights), one-cycle schedule
-    seed:int=0 # seeds data order and initialisation
+    size:PosInt=32 # image side (a SynthMM size)
+    n_classes:Annotated[int, Range(2, len(SHAPES))]=4 # shapes
+    n_train:PosInt=5000 # training pairs
+    patch:PosInt=8; depth:PosInt=4; width:PosInt=64; heads:PosInt=2 # the ViT image tower
+    epochs:PosInt=20; bs:PosInt=64 # one-cycle schedule
+    lr:PosFloat=1e-3; wd:NonNegFloat=.05 # AdamW (no decay on 1-d weights)
+    seed:Seed=0 # seeds data order and initialisation
 
 def dual_data(cfg:DualConfig, # data and model settings
               model:DualEncoder, # the model the data is tokenised/normalised for
               split:str='train', # a SynthMM split
-              n:int|None=None): # pairs (default cfg.n_train for train, 1000 otherwise)
-    "SynthMM pairs of `split` with redundant captions, tokenised (padded to the longest) and normalised for `model`; an `MMDataset`."
+              n:int|None=None, # pairs (default cfg.n_train for train, 1000 otherwise; with `source`: all of it)
+              source=None): # an item source of your image–caption pairs (e.g. a split of `load_splits`) instead
+    "SynthMM pairs of `split` (redundant captions), or the first `n` of `source`, tokenised and normalised for `model`."
+    p = model.preset; tok = get_tokenizer(p['tokenizer'], pad_to='longest')
+    if source is not None:
+        return MMDataset(source, tok, cfg.size, p['mean'], p['std'], range(min(n or len(source), len(source))))
     sc = SynthConfig(n_classes=cfg.n_classes, size=cfg.size, task='redundant', seed=cfg.seed,
                      **{f'n_{split}': n or (cfg.n_train if split == 'train' else 1000)})
-    p = model.preset
-    return synth_datasets(sc, get_tokenizer(p['tokenizer'], pad_to='longest'), cfg.size, p['mean'], p['std'], (split,))[split]
+    return synth_datasets(sc, tok, cfg.size, p['mean'], p['std'], (split,))[split]
 
 def train_dual(cfg:DualConfig|None=None, # settings (default `DualConfig()`)
                device=None, # 'cpu', 'cuda', ... (default: the best available)
-               verbose:bool=True): # print the loss after each epoch
-    "A `DualEncoder` trained contrastively on SynthMM; returns (model in eval mode, mean loss per epoch)."
+               verbose:bool=True, # print the loss after each epoch
+               source=None): # an item source of your image–caption pairs (its first `n_train`); None: SynthMM's
+    "A `DualEncoder` trained contrastively on SynthMM (or `source`); returns (model in eval mode, mean loss per epoch)."
     cfg = cfg or DualConfig(); set_seed(cfg.seed); dev = get_device(device)
-    n = cfg.n_train // cfg.bs
-    if n == 0: raise ValueError(f"n_train={cfg.n_train} is smaller than one batch (bs={cfg.bs}); lower bs or raise n_train")
+    N = cfg.n_train if source is None else min(cfg.n_train, len(source))
+    n = N // cfg.bs
+    if n == 0: raise ValueError(f"n_train={N}{'' if source is None else f' (pairs of {source!r})'} is smaller than "
+                                f"one batch (bs={cfg.bs}); lower bs{' or raise n_train' if source is None else ''}")
     model = build_dual(cfg.preset, cfg.patch, cfg.depth, cfg.width, cfg.heads, size=cfg.size).to(dev)
-    b = dual_data(cfg, model).batch(range(cfg.n_train))
+    b = dual_data(cfg, model, n=N, source=source).batch(range(N))
     X = [b[k].to(dev) for k in ('images', 'input_ids', 'attention_mask')]
     ps = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([dict(params=[p for p in ps if p.ndim > 1]), dict(params=[p for p in ps if p.ndim <= 1], weight_decay=0)],
@@ -211,7 +219,7 @@ def train_dual(cfg:DualConfig|None=None, # settings (default `DualConfig()`)
     model.train()
     for ep in range(cfg.epochs):
         tot = 0.
-        for idx in torch.randperm(cfg.n_train, generator=g)[:n*cfg.bs].view(n, -1).to(dev):
+        for idx in torch.randperm(N, generator=g)[:n*cfg.bs].view(n, -1).to(dev):
             loss = clip_loss(model(*(x[idx] for x in X)))
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item()
         hist.append(tot / n)

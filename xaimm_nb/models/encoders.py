@@ -198,5 +198,6 @@ def build_encoders(preset:str='offline', # 'tiny', 'offline' or 'full'
     p = preset_info(preset, **overrides)
     w, t = p['weights'], p['text']
     img = ImageEncoder(p['image'], p['image_pretrained'], p['dim'], w() if callable(w) else w, p['size'], **p['image_kw'])
-    t = t() if callable(t) else tiny_bert(p.get('vocab_size')) if t is None else t
+    vs = p.get('vocab_size') or (None if isinstance(p['tokenizer'], str) else len(p['tokenizer']))  # a grown vocabulary
+    t = t() if callable(t) else tiny_bert(vs) if t is None else t
     return img, TextEncoder(t, p['dim'], p['text_pretrained'])

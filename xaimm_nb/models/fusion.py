@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch, torch.nn as nn
 from torch import Tensor
 from .encoders import ImageEncoder, TextEncoder, build_encoders, preset_info, masked_mean
+from ..core import PosInt, Prob
 
 # %% auto #0
 __all__ = ['FUSIONS', 'MODES', 'Attention', 'CrossModalAttentionFusion', 'ConcatFusion', 'MultimodalClassifier', 'build_model',
@@ -138,9 +139,9 @@ class ModelConfig:
     preset:str='offline' # 'tiny', 'offline' or 'full'
     fusion:str='cross' # 'cross' or 'concat'
     mode:str='both' # 'both', 'image' or 'text'
-    dim:int|None=None # token width (None: the preset's)
-    n_heads:int|None=None # cross-attention heads (None: the preset's)
-    dropout:float=.1 # dropout in fusion and head
+    dim:PosInt|None=None # token width (None: the preset's)
+    n_heads:PosInt|None=None # cross-attention heads (None: the preset's)
+    dropout:Prob=.1 # dropout in fusion and head
     image:str|None=None # a timm name replacing the preset's image tower (random init unless the preset downloads)
     text:str|None=None # an HF name or local folder replacing the text tower
 
