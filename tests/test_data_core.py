@@ -24,6 +24,29 @@ def test_word_tokenizer_basics():
     with pytest.raises(ValueError, match="pad_to='sideways'"): WordTokenizer([], pad_to='sideways')
     with pytest.raises(ValueError, match="pad_to='left'"): t(['a'], padding='left')
 
+def test_word_tokenizer_unknown_words_warn_once():
+    "Real captions through the `tiny` tokenizer: one warning per tokenizer (share + examples + the fix), all counted."
+    im = np.zeros((8, 8, 3), np.uint8)
+    src = [dict(image=im, caption=c, y=0, s=0) for c in ['a ginger tabby cat on a sofa', 'A cat!', 'a red circle'] * 4]
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        ds = MMDataset(src, 'word')
+        for _ in range(2): [ds[i] for i in range(len(ds))]; ds.batch(range(len(ds)))
+        [get_tokenizer('word')(['the cat'])]                 # a second tokenizer warns for itself
+    msgs = [str(w.message) for w in ws]
+    assert len(msgs) == 2, msgs
+    assert '4 of 7 words (57%)' in msgs[0] and "'ginger', 'tabby', 'cat', 'sofa'" in msgs[0], msgs[0]
+    assert 'WordTokenizer.from_texts' in msgs[0] and "get_tokenizer('minilm')" in msgs[0]
+    assert dict(ds.tok.unknown) == {'ginger': 4, 'tabby': 4, 'cat': 8, 'sofa': 4, '!': 4}
+    with warnings.catch_warnings():                        # SynthMM captions are all in the vocabulary
+        warnings.simplefilter('error'); MMDataset(SynthMM(CFG), 'word').batch(range(40))
+
+def test_word_tokenizer_from_texts():
+    g = WordTokenizer.from_texts(['b c c', 'C d'], base=['a'], min_freq=2, max_len=8, pad_to='longest')
+    assert g.itos == ['[PAD]', '[UNK]', '[CLS]', '[SEP]', 'a', 'c'] and (g.max_len, g.pad_to) == (8, 'longest')
+    s = WordTokenizer.from_texts([])
+    assert s.itos == get_tokenizer('word').itos      # default base: the SynthMM vocabulary, same ids
+
 def test_get_tokenizer_kinds():
     w = get_tokenizer('word', max_len=16, pad_to='longest')
     assert isinstance(w, WordTokenizer) and len(w) == 4 + len(synth_vocab()) and w.max_len == 16

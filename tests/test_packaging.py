@@ -96,3 +96,33 @@ def test_wheel_runs_without_the_repository(tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ['X', 'Y']  # nothing written outside the run folders
     used = [Path(f.read_text()) for f in imports.iterdir()]  # first check, run, ablate and its 2 papermill kernels
     assert len(used) == 5 and all(p.is_relative_to(site) for p in used), used
+
+# ---------------------------------------------------------------- a light, quiet install (issue 19)
+PROJECT = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']
+_name = lambda r: r.split(';')[0].split('[')[0].split('<')[0].split('>')[0].split('=')[0].split('~')[0].strip().lower()
+
+def test_heavy_optional_tools_are_extras():
+    "grad-cam (pulls opencv, ~180 MB) and optuna are no runtime dependencies: the library never imports them at top level."
+    deps, extras = {_name(r) for r in PROJECT['dependencies']}, PROJECT['optional-dependencies']
+    assert not {'grad-cam', 'optuna', 'wandb', 'jupyterlab'} & deps, deps
+    assert {'grad-cam', 'optuna'} <= {_name(r) for r in extras['dev']}                 # tests and notebooks use them
+    assert {'grad-cam'} <= {_name(r) for r in extras['bench']} and {'optuna'} <= {_name(r) for r in extras['sweep']}
+    assert {'jupyterlab', 'ipywidgets'} <= {_name(r) for r in extras['notebooks']}
+    src = {p: p.read_text() for p in (ROOT/'xaimm_nb').rglob('*.py') if p.name != '_modidx.py'}
+    for p, t in src.items():
+        assert 'pytorch_grad_cam' not in t and 'import cv2' not in t, p
+        assert not any(l.startswith(('import optuna', 'from optuna', 'import wandb')) for l in t.splitlines()), p
+
+def test_sweep_without_optuna_says_what_to_install(monkeypatch):
+    from xaimm_nb.experiments import sweep
+    monkeypatch.setitem(sys.modules, 'optuna', None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'xaimm-nb\[sweep\]'"): sweep({}, {})
+
+def test_import_prints_no_warnings():
+    "Importing every module prints nothing: fastai's `torch.jit.script` FutureWarnings are silenced at our import of it."
+    code = ("import importlib, pkgutil, xaimm_nb\n"
+            "for m in pkgutil.walk_packages(xaimm_nb.__path__, 'xaimm_nb.'): importlib.import_module(m.name)")
+    env = {k: v for k, v in ENV.items() if k != 'PYTHONWARNINGS'}
+    r = subprocess.run([PY, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Warning' not in r.stderr, r.stderr[-3000:]

@@ -113,3 +113,25 @@ def test_checkpoint_from_other_schedule_is_refused(tmp_path):
     assert load_state(tmp_path/'run'/'models'/'last.pt')['epoch'] == 0
     with pytest.raises(ValueError, match='written by a run of 2 epochs, this one asks for 5'):
         train_classifier(dict(TINY, train=dict(TINY['train'], epochs=5)), tmp_path/'run')
+
+def test_train_wandb_offline(tmp_path, monkeypatch):
+    "train.wandb: true logs through fastai's WandbCallback into <run>/wandb (offline: no account, no network)."
+    wandb = pytest.importorskip('wandb')
+    monkeypatch.setenv('WANDB_MODE', 'offline'); monkeypatch.setenv('WANDB_SILENT', 'true')
+    seen = {}
+    class Peek(Callback):  # the W&B run's summary as the fit ends
+        order = 100
+        def after_fit(self): seen.update(wandb.run.summary)
+    out = train_classifier(dict(TINY, train=dict(TINY['train'], wandb=True)), tmp_path/'run', cbs=[Peek()])
+    assert wandb.run is None                                            # finished by train_classifier
+    assert {'train_loss', 'valid_loss', 'accuracy', 'worst_group_acc'} <= set(seen), seen
+    assert abs(seen['accuracy'] - out['valid']['accuracy']) < 1e-6
+    runs = list((tmp_path/'run'/'wandb').glob('offline-run-*/run-*.wandb'))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+def test_train_without_wandb_by_default(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'wandb', None)                     # as if not installed: the default never asks
+    train_classifier(dict(TINY, train=dict(TINY['train'], epochs=1)), tmp_path/'run')
+    assert not (tmp_path/'run'/'wandb').exists()
+    with pytest.raises(ImportError, match=r"pip install 'xaimm-nb\[wandb\]'"):
+        train_classifier(dict(TINY, train=dict(TINY['train'], epochs=1, wandb=True)), tmp_path/'run2')

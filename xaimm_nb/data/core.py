@@ -8,13 +8,16 @@ Docs: https://xaimm.github.io/xaimm_nb/data.core.html.md"""
 # %% ../../nbs/01a_data.core.ipynb #0508c2b4
 from __future__ import annotations
 import csv, math, random, re, textwrap, warnings
+from collections import Counter
 from functools import lru_cache, partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.nn.utils.rnn import pad_sequence
-from fastai.data.load import DataLoader
-from fastai.data.core import DataLoaders
+with warnings.catch_warnings():  # fastai.layers applies the deprecated `torch.jit.script` at import: 4 FutureWarnings
+    warnings.filterwarnings('ignore', r'`torch\.jit\.script` is deprecated', FutureWarning)
+    from fastai.data.load import DataLoader
+    from fastai.data.core import DataLoaders
 from ..core import get_device
 from .synth import ROLES, SPLITS, SynthConfig, SynthMM, synth_vocab
 
@@ -45,6 +48,17 @@ class WordTokenizer:
         self.max_len, self.pad_to = max_len, _check_pad(pad_to)
         self.itos = ['[PAD]', '[UNK]', '[CLS]', '[SEP]'] + list(dict.fromkeys(w.lower() for w in vocab))
         self.vocab = {w: i for i, w in enumerate(self.itos)}
+        self.unknown = Counter()  # every out-of-vocabulary word seen so far (they became [UNK]), with its count
+
+    @classmethod
+    def from_texts(cls, texts, # captions whose words join the vocabulary, e.g. the training split's
+                   base=None, # words that keep the first ids (None: the SynthMM vocabulary, as `get_tokenizer('word')`)
+                   min_freq:int=1, # a new word needs this many occurrences
+                   max_len:int=128, pad_to:str='max_length'):
+        "A `WordTokenizer` over `base` then the words of `texts` seen `min_freq` times or more (most frequent first)."
+        c = Counter(p for t in texts for p in _WORD.findall(t.lower()))
+        return cls([*(synth_vocab() if base is None else base), *(w for w, n in c.most_common() if n >= min_freq)],
+                   max_len, pad_to)
 
     def __len__(self): return len(self.itos)
     def __repr__(self): return f"WordTokenizer({len(self)} tokens, max_len={self.max_len}, pad_to={self.pad_to!r})"
@@ -56,15 +70,28 @@ class WordTokenizer:
                  max_length:int|None=None): # override `max_len`
         if isinstance(texts, str): texts = [texts]
         L, pad = max_length or self.max_len, _check_pad(padding or self.pad_to)
-        ids, wids = [], []
+        ids, wids, n, unk = [], [], 0, []
         for t in texts:
             ws = t if is_split_into_words else _WORD.findall(t.lower())
             ps = [(p, j) for j, w in enumerate(ws) for p in _WORD.findall(w.lower())][:L-2]
             ids.append([self.cls_token_id] + [self.vocab.get(p, self.unk_token_id) for p, _ in ps] + [self.sep_token_id])
             wids.append([None] + [j for _, j in ps] + [None])
+            n += len(ps); unk += [p for p, _ in ps if p not in self.vocab]
+        if unk: self._unknown(unk, n)
         T = L if pad == 'max_length' else max(map(len, ids))
         x = torch.tensor([o + [0]*(T - len(o)) for o in ids])
         return Encoding(x, (x != 0).long(), [w + [None]*(T - len(w)) for w in wids])
+
+    def _unknown(self, unk, n):
+        "Count the unknown words of a call; the first call that has any warns (once per tokenizer)."
+        first = not self.unknown; self.unknown.update(unk)
+        if not first: return
+        eg = ', '.join(map(repr, list(dict.fromkeys(unk))[:5]))
+        warnings.warn(f"WordTokenizer: {len(unk)} of {n} words ({len(unk)/n:.0%}) are not in its {len(self)}-token "
+            f"vocabulary and become [UNK], e.g. {eg}. Grow the vocabulary from your captions: "
+            "`tok = WordTokenizer.from_texts(train_captions)`, then `build_model('tiny', tokenizer=tok)` sizes the "
+            "text embedding to it; or use the offline WordPiece tokenizer (`get_tokenizer('minilm')`, model preset "
+            "'offline'). Warned once per tokenizer; `tok.unknown` counts every unknown word.", stacklevel=3)
 
 # %% ../../nbs/01a_data.core.ipynb #8c79eaff
 class HFTokenizer:

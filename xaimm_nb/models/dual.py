@@ -12,6 +12,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from typing import Annotated
 from ..core import set_seed, get_device, Range, PosInt, PosFloat, NonNegFloat, Seed
+from ..core import progress as _progress, show_progress
 from .encoders import ImageEncoder, TextEncoder, build_encoders, preset_info
 from ..data.synth import SynthConfig, SHAPES
 from ..data.core import get_tokenizer, synth_datasets, MMDataset
@@ -200,8 +201,9 @@ def dual_data(cfg:DualConfig, # data and model settings
 
 def train_dual(cfg:DualConfig|None=None, # settings (default `DualConfig()`)
                device=None, # 'cpu', 'cuda', ... (default: the best available)
-               verbose:bool=True, # print the loss after each epoch
-               source=None): # an item source of your image–caption pairs (its first `n_train`); None: SynthMM's
+               verbose:bool=True, # print the loss after each epoch (where no bar is drawn: a pipe, a log, a test)
+               source=None, # an item source of your image–caption pairs (its first `n_train`); None: SynthMM's
+               progress:bool|None=None): # a bar over the epochs; None: `core.show_progress` decides
     "A `DualEncoder` trained contrastively on SynthMM (or `source`); returns (model in eval mode, mean loss per epoch)."
     cfg = cfg or DualConfig(); set_seed(cfg.seed); dev = get_device(device)
     N = cfg.n_train if source is None else min(cfg.n_train, len(source))
@@ -217,13 +219,14 @@ def train_dual(cfg:DualConfig|None=None, # settings (default `DualConfig()`)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs*n)
     g, hist = torch.Generator().manual_seed(cfg.seed), []
     model.train()
-    for ep in range(cfg.epochs):
+    say = verbose and not show_progress(progress)
+    for ep in _progress(range(cfg.epochs), desc='dual encoder', show=progress):
         tot = 0.
         for idx in torch.randperm(N, generator=g)[:n*cfg.bs].view(n, -1).to(dev):
             loss = clip_loss(model(*(x[idx] for x in X)))
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item()
         hist.append(tot / n)
-        if verbose: print(f"epoch {ep}: loss {hist[-1]:.3f}, τ {1/model.scale.item():.3f}")
+        if say: print(f"epoch {ep}: loss {hist[-1]:.3f}, τ {1/model.scale.item():.3f}")
     return model.eval(), hist
 
 @torch.no_grad()
