@@ -88,3 +88,38 @@ def test_explorer_updates_and_caches(batch):
     n = len(x.cache); x.method.value = 'saliency'; x.target.value = 'pred'
     assert len(x.cache) == n + 1  # (1, 'saliency', 2) new, (1, 'saliency', 'pred') cached
     assert 'application/vnd.jupyter.widget-view+json' in x._repr_mimebundle_()
+
+
+def test_explorer_names_outline_and_errors(batch):
+    "Dropdowns and info name the classes; the object outline is optional; failures and flat maps are said in the info."
+    m = Toy().eval()
+    plain = Explorer(m, batch, methods=('saliency',))
+    assert [o[0] for o in plain.target.options] == ['predicted class', 'class 0', 'class 1', 'class 2']
+    assert plain.sample.options[0][0].startswith('#0: class ') and 'class 1' in plain.info.value  # y[0] = 1
+    assert plain.box.layout.display == 'none'  # no object mask: no checkbox
+    b = dict(batch, classes=('cat', 'dog', 'bird'), masks=dict(object=torch.zeros(2, 16, 16, dtype=torch.bool)))
+    b['masks']['object'][:, 4:12, 4:12] = True
+    x = Explorer(m, b, methods=('saliency', 'nope'), size=64)
+    assert [o[0] for o in x.target.options] == ['predicted class', '0: cat', '1: dog', '2: bird']
+    assert '<b>true</b>: dog' in x.info.value and x.sample.options[1][0].endswith(('✓', '✗'))
+    png = x.image.value; x.box.value = False
+    assert x.image.value != png and 'white line' not in x.info.value
+    x.box.value = True; assert x.image.value == png  # the outline comes back, same picture
+    x.method.value = 'nope'  # an unknown method: the error is shown, the picture stays the input
+    assert 'failed on sample 0' in x.info.value and "unknown method &#x27;nope&#x27;" in x.info.value
+    x.cache[0, 'saliency', 2] = Explanation(image=torch.zeros(1, 16, 16), method='saliency', target=torch.tensor([2]))
+    x.method.value, x.target.value = 'saliency', 2
+    assert 'explains <b>bird</b>' in x.info.value and 'the image map is constant' in x.info.value
+    with pytest.raises(ValueError, match='2 class names for a model with 3 outputs'):
+        Explorer(m, batch, classes=['a', 'b'])
+
+
+def test_explorer_picture_is_upscaled_and_outlined():
+    from xaimm_nb.viz import _upscale, _outline
+    rgb = np.zeros((4, 8, 3), np.uint8); rgb[:, 4:] = 200
+    up = _upscale(rgb, 32)
+    assert up.shape == (16, 32, 3) and (up[:, 16:] == 200).all() and (up[:, :16] == 0).all()  # aspect kept, nearest
+    mask = torch.zeros(4, 8, dtype=torch.bool); mask[1:3, 2:6] = True
+    o = _outline(up, mask)
+    assert (o[4:12, 8] == 255).all() and (o[4:12, 23] == 255).all()  # left and right borders of the box, white
+    assert (o[6:10, 10:22] == up[6:10, 10:22]).all() and (o[0] == up[0]).all()  # inside and outside untouched

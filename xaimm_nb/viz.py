@@ -139,7 +139,9 @@ def explanation_grid(batch, # batch dict the explanations were computed on
     mask = batch.get('attention_mask')
     for i in range(n):
         ax = fig.add_subplot(gs[2*i, 0]); ax.imshow(to_rgb(_base(batch, i))); ax.axis('off')
-        if 'y' in batch: ax.set_title(f"y={int(batch['y'][i])}", fontsize=7)
+        if 'y' in batch:
+            y = int(batch['y'][i])
+            ax.set_title(f"y={batch['classes'][y][:20] if 'classes' in batch else y}", fontsize=7)
         for j, k in enumerate(names):
             e = explanations[k]
             ax = fig.add_subplot(gs[2*i, j+1]); ax.axis('off')
@@ -157,44 +159,108 @@ def _sub(b, idx):
     if isinstance(b, list): return [b[i] for i in idx]
     return b
 
-def _png(rgb, side=192):
+def _upscale(rgb, side:int):
+    "uint8 [H,W,3] scaled (nearest: pixels stay honest) so its longer side is `side`."
     from PIL import Image
-    buf = io.BytesIO(); Image.fromarray(rgb).resize((side, side), Image.NEAREST).save(buf, format='PNG')
+    h, w = rgb.shape[:2]; s = side / max(h, w)
+    return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.NEAREST))
+
+def _outline(rgb, mask, color=(255, 255, 255)):
+    "`rgb` with the border pixels of boolean `mask` (any size; resized nearest) painted in `color`."
+    m = F.interpolate(torch.as_tensor(mask)[None, None].float(), rgb.shape[:2], mode='nearest')[0, 0].bool()
+    inner = (-F.max_pool2d(-m[None, None].float(), 3, 1, 1))[0, 0].bool()  # erosion by one pixel
+    out = rgb.copy(); out[(m & ~inner).numpy()] = color
+    return out
+
+def _png(rgb):
+    from PIL import Image
+    buf = io.BytesIO(); Image.fromarray(rgb).save(buf, format='PNG')
     return buf.getvalue()
 
+def _short(s, n:int=36): return s if len(s) <= n else s[:n - 1] + '…'
+
 class Explorer:
-    "ipywidgets explorer of a batch: overlay and token strip of the chosen sample, method and target (computed lazily, cached)."
+    "ipywidgets explorer of a batch: overlay and token strip of the chosen sample, method and target (lazy, cached)."
     def __init__(self, model, # the model to explain
                  batch, # batch dict (see the data contract)
                  methods=('gradcam', 'saliency', 'lime'), # registry names to offer
                  opts:dict|None=None, # method -> its options, e.g. {'lime': dict(num_samples=500)}
-                 alpha:float=.5, cmap:str='jet'): # see `overlay`
+                 alpha:float=.5, cmap:str='jet', # see `overlay`
+                 classes=None, # class names in index order; default: the batch's `classes`, else 'class k'
+                 size:int=224): # side of the shown picture in pixels
         import ipywidgets as W
-        self.model, self.batch, self.opts, self.alpha, self.cmap, self.cache = model, batch, opts or {}, alpha, cmap, {}
-        with torch.no_grad(): p = model_call(model, check_batch(model, batch)).softmax(-1).cpu()
-        lab = lambda i: f"{i}: pred {int(p[i].argmax())} ({p[i].max():.2f})" + (f", y={int(batch['y'][i])}" if 'y' in batch else '')
-        dd = lambda d, o, v: W.Dropdown(description=d, options=o, value=v, layout=W.Layout(width='220px'))
-        self.sample = dd('sample', [(lab(i), i) for i in range(len(p))], 0)
-        self.method = dd('method', list(methods), methods[0])
-        self.target = dd('target', [('pred', 'pred')] + [(str(k), k) for k in range(p.shape[1])], 'pred')
+        self.model, self.batch, self.opts, self.cache = model, batch, opts or {}, {}
+        self.alpha, self.cmap, self.size = alpha, cmap, size
+        with torch.no_grad(): self.probs = p = model_call(model, check_batch(model, batch)).softmax(-1).cpu()
+        K = p.shape[1]
+        named = classes if classes is not None else batch.get('classes')
+        self.classes = [f'class {k}' for k in range(K)] if named is None else [str(c) for c in named]
+        if len(self.classes) != K:
+            raise ValueError(f"{len(self.classes)} class names for a model with {K} outputs; pass one name per class")
+        self.y = batch['y'].tolist() if 'y' in batch else None
+        def lab(i):
+            k = int(p[i].argmax()); ok = '' if self.y is None else ' ✓' if k == self.y[i] else ' ✗'
+            return f"#{i}: {_short(self.classes[k])} ({p[i, k]:.2f}){ok}"
+        st = {'description_width': 'initial'}
+        dd = lambda d, o, v, w: W.Dropdown(description=d, options=o, value=v, style=st, layout=W.Layout(width=w))
+        self.sample = dd('sample', [(lab(i), i) for i in range(len(p))], 0, '380px')
+        self.method = dd('method', list(methods), methods[0], '190px')
+        names = [(f"{k}: {_short(c)}" if named is not None else c, k) for k, c in enumerate(self.classes)]
+        self.target = dd('target', [('predicted class', 'pred')] + names, 'pred', '340px')
+        self.has_box = 'object' in batch.get('masks', {})
+        self.box = W.Checkbox(value=self.has_box, description='object outline', indent=False, style=st,
+                              layout=W.Layout(width='130px', display='' if self.has_box else 'none'))
         self.image, self.strip, self.info = W.Image(format='png'), W.HTML(), W.HTML()
-        for w in (self.sample, self.method, self.target): w.observe(lambda ch: self.update(), names='value')
-        self.widget = W.VBox([W.HBox([self.sample, self.method, self.target]), W.HBox([self.image, W.VBox([self.info, self.strip])])])
+        for w in (self.sample, self.method, self.target, self.box): w.observe(lambda ch: self.update(), names='value')
+        controls = W.HBox([self.sample, self.method, self.target, self.box], layout=W.Layout(flex_flow='row wrap'))
+        text = W.VBox([self.info, self.strip], layout=W.Layout(width='100%'))
+        self.widget = W.VBox([controls, W.HBox([self.image, text], layout=W.Layout(align_items='flex-start'))])
         self.update()
 
     def explanation(self, i:int, method:str, target='pred'):
         "The `Explanation` of sample `i` (cached)."
         k = (i, method, target)
-        if k not in self.cache: self.cache[k] = explain(self.model, _sub(self.batch, [i]), method, target, **self.opts.get(method, {}))
+        if k not in self.cache:
+            o = self.opts.get(method, {})
+            self.cache[k] = explain(self.model, _sub(self.batch, [i]), method, target, **o)
         return self.cache[k]
 
+    def _describe(self, i, e):
+        "Info HTML: truth, prediction, what was explained, how the map reads."
+        p, k, t = self.probs[i], int(self.probs[i].argmax()), int(e.target[0])
+        c, esc, red = self.classes, html.escape, lambda s: f'<span style="color:#b00">{s}</span>'
+        good = ' <span style="color:#080">✓ correct</span>'
+        ok = '' if self.y is None else good if k == self.y[i] else red(' ✗ wrong')
+        rows = ([f"<b>true</b>: {esc(c[self.y[i]])}"] if self.y is not None else []) + [
+            f"<b>predicted</b>: {esc(c[k])} (p={p[k]:.2f}){ok}",
+            f"<b>{esc(e.method)}</b> explains <b>{esc(c[t])}</b> (p={p[t]:.2f}); {e.meta.get('n_forward')} forward / "
+            f"{e.meta.get('n_backward')} backward passes"]
+        if e.image is not None:
+            m = e.image[0]
+            if float(m.max() - m.min()) <= 1e-12 * max(1., float(m.abs().max())):
+                hint = (" (LIME found one superpixel: for small images pass "
+                        "opts={'lime': dict(segmentation='slic')} or 'grid')" if 'segmentation' in e.meta else '')
+                rows.append(red(f"the image map is constant: no region stands out{esc(hint)}"))
+            else: rows.append(f"heat map ({esc(self.cmap)}, scaled per sample): blue = least, red = most relevant"
+                              + (", white line = the object" if self.has_box and self.box.value else ''))
+        return '<div style="line-height:1.5">' + '<br>'.join(rows) + '</div>'
+
     def update(self):
-        "Show the current selection."
-        i = self.sample.value
-        e, b = self.explanation(i, self.method.value, self.target.value), _sub(self.batch, [i])
-        self.image.value = _png(overlay(_base(b, 0), e.image[0], self.alpha, self.cmap) if e.image is not None else to_rgb(_base(b, 0)))
+        "Show the current selection (an error is shown in the info line, not only in the log)."
+        i = self.sample.value; b = _sub(self.batch, [i])
+        base = _upscale(to_rgb(_base(b, 0)), self.size)
+        if self.has_box and self.box.value: outline = lambda rgb: _outline(rgb, b['masks']['object'][0])
+        else: outline = lambda rgb: rgb
+        try: e = self.explanation(i, self.method.value, self.target.value)
+        except Exception as ex:
+            self.image.value, self.strip.value = _png(outline(base)), ''
+            self.info.value = (f'<span style="color:#b00"><b>{html.escape(self.method.value)}</b> failed on sample '
+                               f'{i}: {html.escape(type(ex).__name__)}: {html.escape(str(ex))}</span>')
+            return
+        shown = overlay(base, e.image[0], self.alpha, self.cmap) if e.image is not None else base
+        self.image.value = _png(outline(shown))
         self.strip.value = (token_strip(_tokens(b, e, 0), e.text[0], b['attention_mask'][0]).data if e.text is not None
                             else '<i>no token scores</i>')
-        self.info.value = f"<b>{e.method}</b>, target class {int(e.target[0])}; {e.meta.get('n_forward')} forward / {e.meta.get('n_backward')} backward passes"
+        self.info.value = self._describe(i, e)
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
