@@ -16,9 +16,9 @@ from filelock import FileLock, Timeout
 
 # %% auto #0
 __all__ = ['IN_TEST', 'PosInt', 'NonNegInt', 'Seed', 'Prob', 'PosFloat', 'NonNegFloat', 'set_seed', 'get_device', 'tune_malloc',
-           'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig', 'save_state', 'load_state',
-           'load_into', 'ConfigError', 'Range', 'from_dict', 'to_dict', 'apply_overrides', 'load_config', 'RunConfig',
-           'git_commit', 'package_versions', 'RunLockedError', 'RunLock', 'RunDir']
+           'show_progress', 'progress', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig',
+           'save_state', 'load_state', 'load_into', 'ConfigError', 'Range', 'from_dict', 'to_dict', 'apply_overrides',
+           'load_config', 'RunConfig', 'git_commit', 'package_versions', 'RunLockedError', 'RunLock', 'RunDir']
 
 # %% ../nbs/00_core.ipynb #7a6df8e3
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while `nbdev-test` runs a notebook: shrink the work
@@ -61,6 +61,53 @@ def tune_malloc(mmap_threshold:int=32 << 20, # allocations at least this big get
     except (OSError, AttributeError): return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) & bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+# %% ../nbs/00_core.ipynb #48b49454
+_OFF, _ON = ('0', 'false', 'no', 'off'), ('1', 'true', 'yes', 'on')
+
+def show_progress(show:bool|None=None)->bool: # True/False: always/never; None: decide as below
+    "Whether to draw a bar: `show` if given, else `XAIMM_PROGRESS` if set, else in a notebook or terminal (not tests)."
+    if show is not None: return bool(show)
+    env = os.environ.get('XAIMM_PROGRESS', '').strip().lower()
+    if env in _OFF or env in _ON: return env in _ON
+    if env: raise ValueError(f"XAIMM_PROGRESS={os.environ['XAIMM_PROGRESS']!r} is not understood; set it to 0 "
+                             "(no progress bars) or 1 (bars even in pipes and logs), or unset it (bars in notebooks "
+                             "and terminals)")
+    if os.environ.get('IN_TEST') or os.environ.get('PYTEST_CURRENT_TEST'): return False
+    from fastcore.imports import IN_NOTEBOOK
+    return IN_NOTEBOOK or bool(getattr(sys.stdout, 'isatty', lambda: False)())
+
+# %% ../nbs/00_core.ipynb #fdcaf4a8
+_BARS = []  # the bars being drawn, outermost first, each with the id of the frame running its loop
+
+def progress(it, # the steps to iterate over
+             total:int|None=None, # how many there are (default `len(it)`)
+             desc:str='', # the bar's label
+             show:bool|None=None): # True/False: always/never; None: `show_progress` decides
+    "`it`, watched by a fastprogress bar with the time left when `show_progress(show)`; else `it` itself."
+    if not show_progress(show): return it
+    total = len(it) if total is None else total
+    return _bar(it, total, desc) if total else it
+
+def _bar(it, total, desc):
+    "A bar over `it`; inside another bar's loop it is labelled with the outer steps and cleared when done."
+    from fastcore.imports import IN_NOTEBOOK
+    from fastprogress.fastprogress import NBProgressBar, ConsoleProgressBar
+    nb = IN_NOTEBOOK and type(sys.stdout).__module__.startswith('ipykernel')  # a redirected stdout gets the text bar
+    f, stack = sys._getframe(1), set()  # the loop's frame; an outer loop left by an exception is not around it
+    while f is not None: stack.add(id(f)); f = f.f_back
+    _BARS[:] = [b for b in _BARS if b['frame'] in stack]
+    label = ' · '.join([f"{b['desc']} {b['i']}/{b['n']}".strip() for b in _BARS] + ([desc] if desc else []))
+    me, top = dict(desc=desc, i=0, n=total, frame=id(sys._getframe(1))), not _BARS
+    pb = (NBProgressBar if nb else ConsoleProgressBar)(it, total=total, leave=top)
+    if nb: pb.comment = label
+    else: pb.prefix = label
+    _BARS.append(me)
+    try:
+        for me['i'], o in enumerate(pb, 1): yield o
+    finally:
+        _BARS[:] = [b for b in _BARS if b is not me]
+        if not nb: print('\n' if top else f"\r{' ' * pb.max_len}\r", end='', flush=True)  # end the line / wipe it
 
 # %% ../nbs/00_core.ipynb #b669d539
 def _umask(status='/proc/self/status')->int:

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .core import (IN_TEST, set_seed, get_device, atomic_write, save_json, save_fig, save_state, load_state,
+from .core import (set_seed, get_device, atomic_write, save_json, save_fig, save_state, load_state,
                            load_yaml, from_dict, to_dict, ConfigError, RunDir, RunConfig, load_into, Range, PosInt,
-                           NonNegInt, PosFloat, NonNegFloat, Seed)
+                           NonNegInt, PosFloat, NonNegFloat, Seed, progress as _progress)
 from .models.attention import PAM
 from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_diversity, fairness_discrepancy,
                                   conditional_accuracy)
@@ -362,7 +362,7 @@ class WGANConfig:
     n_train:PosInt|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
     seed:Seed=0 # seed of init, batches and noise
     device:str|None='cpu' # 'cpu', 'cuda', … ; None: best available
-    progress:bool=True # progress bar (always off under nbdev-test)
+    progress:bool|None=None # a bar over the steps; None: `core.show_progress` (a terminal or notebook, not tests)
 
     def __post_init__(self):
         def chk(ok, k, msg):
@@ -425,11 +425,11 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
         torch.set_rng_state(st['rng'])
         if dev.type == 'cuda' and 'rng_cuda' in st: torch.cuda.set_rng_state(st['rng_cuda'], dev)
     tgt = attribute_target(attr, x, y if cfg.bias_per_class else None, K)
-    from tqdm.auto import tqdm
     tb, N, bs, t0, zero = _writer(run, step), len(x), cfg.bs, time.time(), torch.zeros((), device=dev)
     elapsed = lambda: t_done + time.time() - t0
     ev = lambda: evaluate_gan(G, d, clf, attr, cfg.eval_n, seed=cfg.seed + 1, fid_name=fid_name)
-    for n in tqdm(range(step + 1, cfg.steps + 1), initial=step, total=cfg.steps, disable=IN_TEST or not cfg.progress, desc='wgan'):
+    bar = dict(desc=f'wgan from step {step}' if step else 'wgan', show=cfg.progress)
+    for n in _progress(range(step + 1, cfg.steps + 1), **bar):
         D.requires_grad_(True)
         for _ in range(cfg.n_critic):
             i = torch.randint(N, (bs,)); xr, yr = x[i].to(dev), y[i].to(dev)

@@ -39,7 +39,8 @@ class DualBenchConfig:
     n_show:PosInt=4 # pairs in the picture of explanations
     seed:Seed=0 # seeds the random baseline
     device:str|None=None # 'cpu', 'cuda', ...; None: the best available
-    progress:bool=False # print the training loss and each method's time
+    progress:bool|None=None # bars over the training epochs and the explanations; None: `core.show_progress` decides
+    verbose:bool=False # where no bar is drawn (a pipe, a log): print the training loss and each method's time
     def __post_init__(self):
         if isinstance(self.methods, (list, tuple)): self.methods = {m: {} for m in self.methods}
         bad = [m for m in self.methods if m not in registered()]
@@ -63,7 +64,7 @@ def _dual_model(cfg:DualBenchConfig, f:Path|None, source=None):
         load_into(model, st['model'], f, f"delete {f} to retrain the dual encoder")
         return model.to(dev).eval(), st['hist'], st['train_seconds']
     t = time.perf_counter()
-    model, hist = train_dual(d, dev, verbose=cfg.progress, source=source)
+    model, hist = train_dual(d, dev, verbose=cfg.verbose, source=source, progress=cfg.progress)
     secs = time.perf_counter() - t
     if f is not None: save_state(f, dict(model=model.state_dict(), config=to_dict(d), hist=hist, train_seconds=secs))
     return model, hist, secs
@@ -84,7 +85,8 @@ def dual_benchmark(cfg:DualBenchConfig|None=None, # settings (default `DualBench
     rec = retrieval_recall(model, rd, min(cfg.n_candidates, len(rd)))  # a small test split: all of it in one block
     b = pairs(cfg.n); n = len(b); b = b.batch(range(n))
     t = time.perf_counter()
-    tab, per, exps = xai_table(model, b, cfg.methods, cfg.bs, image_mask=cfg.image_mask, seed=cfg.seed, progress=cfg.progress)
+    tab, per, exps = xai_table(model, b, cfg.methods, cfg.bs, image_mask=cfg.image_mask, seed=cfg.seed,
+                               progress=cfg.progress, verbose=cfg.verbose)
     secs = time.perf_counter() - t
     out = dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, table=tab.to_dict('index'),
                train_seconds=train_s, explain_seconds=secs)

@@ -10,7 +10,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .core import (Explanation, register, hooks, model_call, model_kind, as_batch, resolve_target, fixed_tower, tower_rows,
                                    rows_per_call, folded_bn)
-from .core import _image_module, _rows
+from .core import _image_module, _rows, _passes
 
 # %% auto #0
 __all__ = ['ImageOnly', 'cam_layer', 'gradcam', 'gradcampp', 'scorecam']
@@ -120,7 +120,7 @@ def scorecam(model, batch, target,
     (B, C), f = a.shape[:2], ImageOnly(model, batch, reuse_text=True)
     s = torch.empty(B*C, device=x.device)
     with torch.no_grad(), folded_bn(model, fold_bn) as n:
-        for r in torch.arange(B*C, device=x.device).split(batch_size):
+        for r in _passes(torch.arange(B*C, device=x.device).split(batch_size), 'scorecam'):
             i, k = r // C, r % C
             m = F.interpolate(a[i, k][:, None], x.shape[-2:], mode='bilinear', align_corners=True)
             lo, hi = m.amin((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)

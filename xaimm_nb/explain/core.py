@@ -8,14 +8,16 @@ Docs: https://xaimm.github.io/xaimm_nb/explain.core.html.md"""
 from __future__ import annotations
 import inspect, importlib
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 import torch, torch.nn as nn, torch.nn.functional as F, torch.fx
 from torch import Tensor
+from ..core import progress as _progress
 
 # %% auto #0
 __all__ = ['Explanation', 'hooks', 'model_kind', 'as_batch', 'model_call', 'fixed_tower', 'tower_rows', 'rows_per_call',
-           'conv_bn_pairs', 'folded_bn', 'embedding_module', 'check_batch', 'resolve_target', 'register', 'methods',
-           'explain']
+           'conv_bn_pairs', 'folded_bn', 'embedding_module', 'check_batch', 'resolve_target', 'class_target',
+           'register', 'methods', 'explain']
 
 # %% ../../nbs/08_explain.core.ipynb #a903bc88
 def _minmax(m, mask=None):
@@ -255,7 +257,9 @@ def resolve_target(logits:Tensor, # [B,K] model output
     if logits.ndim != 2: raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; explanations need [B,K] class scores")
     B, K = logits.shape
     if target is None or (isinstance(target, str) and target == 'pred'): return logits.argmax(1)
-    if isinstance(target, str): raise ValueError(f"target={target!r} is not understood; use an int class, 'pred' or a LongTensor [B]")
+    if isinstance(target, str):
+        raise ValueError(f"target={target!r} is not understood; use an int class, 'pred', a class name (with `explain` "
+                         "and the batch's `classes`) or a LongTensor [B]")
     t = torch.as_tensor(target, device=logits.device)
     if t.is_floating_point() or t.dtype == torch.bool: raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
     t = t.long().expand(B) if t.ndim == 0 else t.long()
@@ -263,6 +267,19 @@ def resolve_target(logits:Tensor, # [B,K] model output
     if (t < 0).any() or (t >= K).any():
         raise ValueError(f"target {t.tolist()} is out of range: the model has {K} classes, so targets must lie in [0, {K-1}]")
     return t
+
+def class_target(target, # anything `resolve_target` takes, or a class name
+                 batch:dict|None=None, # its `classes` (`MMDataset.batch` adds them) name the classes
+                 model:nn.Module|None=None): # else the model's `classes` attribute does
+    "`target` with a class name replaced by its index among the batch's (else the model's) `classes`; others unchanged."
+    if not isinstance(target, str) or target in ('pred', 'pair'): return target
+    names = (batch or {}).get('classes') or getattr(model, 'classes', None)
+    if not names: raise ValueError(f"target={target!r}: a class name needs the class names, but the batch has no "
+                                   "'classes' and the model no `classes`; build the batch with `MMDataset.batch`, or "
+                                   "pass an index")
+    if target not in names: raise ValueError(f"target={target!r} is not a class name; the classes are {list(names)} "
+                                             "(or pass 'pred' or a class index)")
+    return list(names).index(target)
 
 # %% ../../nbs/08_explain.core.ipynb #dcac8f24
 _METHODS = {}
@@ -286,6 +303,12 @@ def methods():
 # %% ../../nbs/08_explain.core.ipynb #20527621
 def _show(v): return f"tensor{tuple(v.shape)}" if isinstance(v, Tensor) else v
 
+_PROGRESS = ContextVar('progress', default=None)  # `explain(progress=)` while its method runs
+
+def _passes(it, desc:str):
+    "The passes of a multi-pass method (chunks of rows, optimiser steps), under the bar `explain(progress=)` asked for."
+    return _progress(it, len(it), desc, _PROGRESS.get()) if len(it) > 1 else it  # one pass: nothing to watch
+
 @contextmanager
 def _counting(model, meta):
     "Count the forward calls of `model` and the backward passes through its output into `meta`."
@@ -301,7 +324,8 @@ def _counting(model, meta):
 def explain(model:nn.Module, # MultimodalClassifier, image classifier or HF text classifier
             batch, # batch dict (see the data contract) or a tensor of images
             method:str, # a name from `methods()`
-            target='pred', # int class, 'pred' or LongTensor [B]
+            target='pred', # int class, class name (see `class_target`), 'pred' or LongTensor [B]
+            progress:bool|None=None, # a bar over a multi-pass method's passes; None: `core.show_progress` decides
             **opts): # the method's hyper-parameters
     "Explain `model`'s scores for `target` on `batch` with `method`; returns an `Explanation`."
     if method not in _METHODS: _load_methods()
@@ -312,12 +336,15 @@ def explain(model:nn.Module, # MultimodalClassifier, image classifier or HF text
     bad = [k for k in opts if k not in hyper]
     if bad: raise TypeError(f"{method!r} has no option {', '.join(map(repr, bad))}; its options are: {', '.join(hyper) or 'none'}")
     b = check_batch(model, batch)
+    target = class_target(target, b, model)
     ba = sig.bind_partial(**opts); ba.apply_defaults()
     meta, modes = {}, [(m, m.training) for m in model.modules()]
     model.eval()
+    tok = _PROGRESS.set(progress)
     try:
         with _counting(model, meta), torch.enable_grad(): e = fn(model, b, target, **opts)
     finally:
+        _PROGRESS.reset(tok)
         for m, t in modes: m.training = t
     e.method, e.tokens = method, b.get('tokens')
     e.meta = {**{k: _show(v) for k, v in ba.arguments.items()}, **e.meta, **meta}

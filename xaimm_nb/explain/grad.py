@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .core import Explanation, register, hooks, model_call, model_kind, resolve_target, embedding_module, rows_per_call
-from .core import _image_module, _rows
+from .core import _image_module, _rows, _passes
 from .attention import _is_dual, _target as _pair_target
 
 # %% auto #0
@@ -41,11 +41,11 @@ def _grads(model, b, s, t, img, emb):
     gs = iter(torch.autograd.grad(score.sum(), ins, allow_unused=True))
     return [None if v is None else next(gs) for v in (img, emb)]
 
-def _accumulate(model, b, t, n, point, ibs):
+def _accumulate(model, b, t, n, point, ibs, desc=''):
     "Per-sample sums of w·gradient over n points; `point(p, s)` gives the weights, images and embeddings of rows (point p, sample s)."
     ibs = rows_per_call(ibs, t.device, 256, 'internal_batch_size')
     B, G = len(t), [None, None]
-    for r in torch.arange(n*B, device=t.device).split(ibs):
+    for r in _passes(torch.arange(n*B, device=t.device).split(ibs), desc):
         p, s = r // B, r % B
         w, img, emb = point(p, s)
         for j, g in enumerate(_grads(model, b, s, t[s], img, emb)):
@@ -89,7 +89,7 @@ def smoothgrad(model, batch, target,
         nz = lambda v, sd: sd[s].view(-1, *[1]*(v.ndim - 1)) * torch.randn(v[s].shape, generator=g, device=v.device)
         return (torch.full((len(s),), 1/n, device=t.device), None if x is None else x[s] + nz(x, sx),
                 None if e is None else e[s] + nz(e, se) * k[s])
-    gx, ge = _accumulate(model, batch, t, n, point, internal_batch_size)
+    gx, ge = _accumulate(model, batch, t, n, point, internal_batch_size, 'smoothgrad')
     img, txt = _saliency_maps(gx, ge, batch)
     return Explanation(image=img, text=txt, target=t, meta=dict(seed=seed))
 
@@ -141,7 +141,8 @@ def ig(model, batch, target,
     x0 = None if x is None else _image_baseline(model, x, baseline)
     e0 = None if e is None else e * (1 - batch['attention_mask'][..., None].to(e))
     lerp = lambda v0, v, p, s: None if v is None else v0[s] + a[p].view(-1, *[1]*(v.ndim - 1)) * (v[s] - v0[s])
-    gx, ge = _accumulate(model, batch, t, len(a), lambda p, s: (w[p], lerp(x0, x, p, s), lerp(e0, e, p, s)), internal_batch_size)
+    pt = lambda p, s: (w[p], lerp(x0, x, p, s), lerp(e0, e, p, s))
+    gx, ge = _accumulate(model, batch, t, len(a), pt, internal_batch_size, 'ig')
     with torch.no_grad(), hooks(embedding_module(model), forward=lambda m, i, o: e0) if e0 is not None else nullcontext():
         y0 = model_call(model, dict(images=x0, **_rows(batch, slice(None))))
     ax = None if gx is None else ((x - x0) * gx).sum(1)

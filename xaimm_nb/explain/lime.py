@@ -11,7 +11,7 @@ import re
 import numpy as np, torch
 from torch import Tensor
 from .core import (Explanation, register, model_call, model_kind, resolve_target, fixed_tower, tower_rows,
-                                   rows_per_call, folded_bn)
+                                   rows_per_call, folded_bn, _passes)
 
 # %% auto #0
 __all__ = ['grid_segments', 'superpixels', 'weighted_ridge', 'lime']
@@ -156,7 +156,7 @@ def lime(model, batch, target,
     Zd, fill = Z.to(dev), None if seg is None else _fill(b['images'], seg, S, hide_color)
     fixed, ys = {} if len(mods) > 1 else fixed_tower(model, b, dict(image='text', text='image')[mods[0]]), []
     with torch.no_grad(), folded_bn(model, fold_bn) as n_folded:
-        for r in torch.arange(B * n, device=dev).split(batch_size):
+        for r in _passes(torch.arange(B * n, device=dev).split(batch_size), 'lime'):
             s = r // n
             rb = _perturb(b, s, Zd[s, r % n], S, seg, fill, tf)
             ys.append(model_call(model, rb, **tower_rows(fixed, s)).softmax(-1).gather(1, t[s, None])[:, 0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import torch, torch.nn.functional as F
 from torch import Tensor
-from .core import Explanation, register, hooks
+from .core import Explanation, register, hooks, _passes
 from .attention import _is_dual, _check_len, _target, _upsample, layer_index
 
 # %% auto #0
@@ -68,7 +68,7 @@ def _capture(blocks, k, encode):
     return e, c['x'], c['tup']
 
 # %% ../../nbs/08f_explain.m2ib.ipynb #7373665e
-def _optimise(encode, blocks, k, x, tup, mask, other, beta, steps, lr, S, noise, gen):
+def _optimise(encode, blocks, k, x, tup, mask, other, beta, steps, lr, S, noise, gen, desc='m2ib'):
     "Fit one α per pair at block k, batched; (KL per token [B,n] from the final α, mean cos per pair in the last step [B])."
     B, n, W = x.shape
     xf, m = x.float(), mask[..., None].float()
@@ -77,7 +77,7 @@ def _optimise(encode, blocks, k, x, tup, mask, other, beta, steps, lr, S, noise,
     opt, keep, cnt = torch.optim.Adam([alpha], lr=lr), mask.bool()[:, None, :, None], m.sum((1, 2)) * W
     z = None
     with torch.enable_grad(), _after(blocks, k, lambda: z, tup):
-        for _ in range(steps):
+        for _ in _passes(range(steps), desc):
             eps = torch.randn((B, S, n, W), generator=gen, device=x.device)
             z = torch.where(keep, bottleneck_sample(alpha, xf, mu, s, eps), xf[:, None]).flatten(0, 1).to(x.dtype)
             cos = (encode().float().view(B, S, -1) * other[:, None]).sum(-1).mean(1)
@@ -136,7 +136,7 @@ def m2ib(model, batch, target,
         mask = am if t == 'text' else torch.ones(x.shape[:2], device=x.device)
         gen = torch.Generator(x.device).manual_seed(seed + (t == 'text'))
         o = emb['text' if t == 'image' else 'image'].float()
-        maps[t], cos[t] = _optimise(run[t], blocks[t], layers[t], x, tup, mask, o, b, steps, lr, n_samples, noise, gen)
+        maps[t], cos[t] = _optimise(run[t], blocks[t], layers[t], x, tup, mask, o, b, steps, lr, n_samples, noise, gen, f'm2ib {t}')
     img = txt = None
     if 'image' in maps: img = _upsample(maps['image'][:, model.n_prefix:], tuple(model.grid), im.shape[-2:])
     if 'text' in maps: txt = maps['text'].masked_fill(model.special_mask(ids, am), 0)

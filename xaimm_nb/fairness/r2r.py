@@ -25,6 +25,7 @@ from ..metrics import accuracy, artefact_relevance
 from . import delta_bias
 from ..core import (RunDir, from_dict, to_dict, get_device, set_seed, save_json, save_state, save_fig, Range, ConfigError,
                            PosInt, NonNegInt, PosFloat, NonNegFloat, Prob, Seed)
+from ..core import progress as _progress, show_progress
 from ..data.synth import SynthConfig, SHAPES
 from ..data.core import get_tokenizer, synth_datasets, synth_dataloaders, mm_dataloaders, MMDataset
 from ..models.fusion import build_model
@@ -247,18 +248,20 @@ def reveal(model:nn.Module, # the model to inspect
            max_k:int=6, # SpRAy's largest number of clusters
            extra:dict|None=None, # further methods whose artefact relevance is measured: {name: options}
            n_extra:int=8, # samples for the extra methods
-           seed:int=0): # SpRAy's seed
+           seed:int=0, # SpRAy's seed
+           progress:bool|None=None): # bars over the explanations' passes (LIME's); None: `core.show_progress` decides
     "Explain, cluster (SpRAy), measure artefact relevance (with artefact masks) and fit the artefact CAV."
     L, name = _layer(model, layer, batches[0])
     M, R, mk = [], [], 'artefact' in batches[0]['masks']
     with p_clarc(model, cavs):
         for b in batches:
-            e = explain(model, b, method, target=cls)
+            e = explain(model, b, method, target=cls, progress=progress)
             M.append(e.image.cpu())
             if mk: R.append(artefact_relevance(e.image.cpu(), b['masks']['artefact'].cpu()))
         acts = activations(model, batches, L)
         bx = _take(batches[0], batches[0]['artefact'].nonzero()[:n_extra, 0].cpu())
-        ex = {k: artefact_relevance(explain(model, bx, k, target=cls, **o).image.cpu(), bx['masks']['artefact'].cpu()).nanmean().item()
+        ex = {k: artefact_relevance(explain(model, bx, k, target=cls, progress=progress, **o).image.cpu(),
+                                    bx['masks']['artefact'].cpu()).nanmean().item()
               for k, o in (extra or {}).items() if mk and len(bx['y'])}
     M, R, y, a = torch.cat(M), torch.cat(R) if mk else None, _cat(batches, 'y'), _cat(batches, 'artefact')
     sp = spray(M, max_k, seed=seed)
@@ -329,7 +332,8 @@ def r2r(model:nn.Module, # the trained (biased) model; not modified
         data:dict, # split -> batch dicts: 'train', 'reveal' and the evaluation splits (EVAL_SPLITS, or `DATA_SPLITS`)
         cfg:R2RConfig, # the knobs (methods, rounds, weights)
         accs=('conflict', 'attacked'), # the splits whose accuracy is a headline number (`<split>_acc`)
-        rel:str='attacked'): # the split whose artefact relevance is a headline number (when it has artefact masks)
+        rel:str='attacked', # the split whose artefact relevance is a headline number (when it has artefact masks)
+        progress:bool|None=None): # a bar over the revise methods (and LIME's passes); None: `core.show_progress`
     "Reveal → revise → evaluate, iterated, for each method of `cfg.methods`; returns a JSON-ready dict."
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad: raise ValueError(f"methods: unknown revise method(s) {bad}; use any of {METHODS}")
@@ -339,11 +343,12 @@ def r2r(model:nn.Module, # the trained (biased) model; not modified
         for m in cfg.methods if m == 'rrr'}
     ev = lambda m, cavs: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in data
                           if sp not in ('train', 'reveal')}
-    rev = lambda m, cavs: reveal(m, data['reveal'], cavs, method=cfg.method, cls=cfg.artefact_class, cav_kind=cfg.cav, extra=cfg.extra, n_extra=cfg.n_extra, seed=cfg.seed)
+    rev = lambda m, cavs: reveal(m, data['reveal'], cavs, method=cfg.method, cls=cfg.artefact_class, cav_kind=cfg.cav,
+                                 extra=cfg.extra, n_extra=cfg.n_extra, seed=cfg.seed, progress=progress)
     rv0 = rev(model, ())
     base = dict(round=0, eval=ev(model, ()), reveal=_summary(rv0))
     out = dict(base=base, methods={})
-    for meth in [m for m in cfg.methods if m not in skipped]:
+    for meth in _progress([m for m in cfg.methods if m not in skipped], desc='r2r', show=progress):
         m, cavs, rv, prev, rounds = _clone(model), [], rv0, key(base['eval']), []
         for r in range(1, cfg.max_rounds + 1):
             cavs = _revise(m, meth, rv, cavs, data['train'], cfg, cfg.seed + r)
@@ -421,15 +426,16 @@ def data_batches(data:dict, # {'train', 'test': item source} of your data (e.g. 
                                 "artefact mask and the data has none")
     return out, info
 
-def _base_model(cfg, model, dls):
+def _base_model(cfg, model, dls, progress=None):
     "`model` trained on `dls` (fastai one-cycle, `cfg.epochs` at peak `cfg.lr`), in eval mode."
-    learn = mm_learner(dls, model, lr=cfg.lr, progress=False)
+    learn = mm_learner(dls, model, lr=cfg.lr, progress=show_progress(progress))
     learn.fit_one_cycle(cfg.epochs, cfg.lr)
     return model.eval()
 
 def run_r2r(cfg:R2RConfig|dict, # the knobs (a dict is validated into `R2RConfig`)
             run_dir, # a `RunDir` or a folder
-            data:dict|None=None): # {'train', 'valid', 'test': source} of your data with artefact flags; None: SynthMM
+            data:dict|None=None, # {'train', 'valid', 'test': source} of your data with artefact flags; None: SynthMM
+            progress:bool|None=None): # fastai's bars for the base model, then `r2r`'s; None: `core.show_progress`
     "Train a model on SynthMM with a planted artefact (or on your data), run Reveal to Revise, write results and plot."
     cfg = cfg if isinstance(cfg, R2RConfig) else from_dict(R2RConfig, cfg)
     dev = get_device(cfg.device)
@@ -444,12 +450,12 @@ def run_r2r(cfg:R2RConfig|dict, # the knobs (a dict is validated into `R2RConfig
                          **{f'n_{s}': cfg.n_eval for s in EVAL_SPLITS})
         tok = get_tokenizer(p['tokenizer'], pad_to='longest')
         dls = synth_dataloaders(sc, tok, p['size'], cfg.bs, p['mean'], p['std'], cfg.seed, dev)
-        model = _base_model(cfg, model, dls)
+        model = _base_model(cfg, model, dls, progress)
         save_state(run.models/'base.pt', model.state_dict())
         dss = synth_datasets(sc, tok, p['size'], p['mean'], p['std'], splits=('train',) + EVAL_SPLITS)
         batches = {sp: to_batches(ds, cfg.bs) for sp, ds in dss.items()}
         batches['reveal'] = to_batches(dss['train'], cfg.bs, cfg.n_reveal)
-        res = dict(config=to_dict(cfg), **r2r(model, batches, cfg))
+        res = dict(config=to_dict(cfg), **r2r(model, batches, cfg, progress=progress))
     else:
         mods = getattr(data['train'], 'modalities', ('image', 'text'))
         if 'image' not in mods:
@@ -464,10 +470,11 @@ def run_r2r(cfg:R2RConfig|dict, # the knobs (a dict is validated into `R2RConfig
                               "training split has both; set r2r.cav to 'svm' or 'logistic'")
         p = model.preset; tok = get_tokenizer(p['tokenizer'], pad_to='longest')
         model = _base_model(cfg, model, mm_dataloaders(data['train'], data['valid'], cfg.bs, tok, p['size'], p['mean'],
-                                                       p['std'], cfg.seed, dev))
+                                                       p['std'], cfg.seed, dev), progress)
         save_state(run.models/'base.pt', model.state_dict())
         cfg = replace(cfg, artefact_class=info['artefact_class'])
-        res = dict(config=to_dict(cfg), data=info, **r2r(model, batches, cfg, accs=DATA_SPLITS[1:], rel='artefact'))
+        res = dict(config=to_dict(cfg), data=info,
+                   **r2r(model, batches, cfg, accs=DATA_SPLITS[1:], rel='artefact', progress=progress))
     save_json(run.results/'r2r.json', res)
     fig = plot_rounds(res)
     if data is not None:
