@@ -213,3 +213,13 @@ def test_no_lower_layer_imports_the_pipeline():
     assert bad == {}
     from xaimm_nb.pipeline import RunConfig as R
     assert R is core.RunConfig
+
+
+def test_meta_records_what_decides_float_rounding(tmp_path):
+    "meta.json names the CPU, PyTorch's kernel family and the thread count: runs are byte-identical only when they match."
+    import torch
+    from xaimm_nb.core import RunDir, load_json
+    RunDir(tmp_path/'r').finish()
+    m = load_json(tmp_path/'r'/'meta.json')
+    assert m['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
+    assert m['threads'] == torch.get_num_threads() and m['cpu']

@@ -450,6 +450,11 @@ class RunLock:
     def __repr__(self): return f"RunLock('{self.path}', held={self.held})"
 
 # %% ../nbs/00_core.ipynb #525730f3
+def _cpu_name():
+    "The CPU's model name (Linux), else `platform.processor()`."
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or None
+
 class RunDir:
     "A run's folder (`config.yaml`, `meta.json`, `models/`, `results/`, `visualizations/`), locked until `finish`."
     def __init__(self, path, config=None, seed=None, device=None):
@@ -459,7 +464,9 @@ class RunDir:
         if config is not None: save_yaml(self.path/'config.yaml', to_dict(config) if is_dataclass(config) else config)
         meta = load_json(self.path/'meta.json') if (self.path/'meta.json').exists() else {}
         meta.update(git_commit=git_commit(), versions=package_versions(),
-                    python=platform.python_version(), platform=platform.platform(), seed=seed,
+                    python=platform.python_version(), platform=platform.platform(), cpu=_cpu_name(),
+                    # what decides float32 summation order: runs match byte for byte only when these do
+                    cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(), seed=seed,
                     device=str(device) if device is not None else None, start=_now(), end=None)
         save_json(self.path/'meta.json', meta)
     models, results, visualizations = (property(lambda s, n=n: s.path/n) for n in ('models', 'results', 'visualizations'))
