@@ -6,15 +6,39 @@ from xaimm_nb.pipeline import parse_config
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1]/'configs').glob('*.yaml') if not p.name.startswith('sweep'))
 
+def _fill_in(d, tmp):
+    "`d` with its placeholder data paths (/path/to/coco/...) pointing to a small COCO 2017 folder written under `tmp`."
+    from test_sources import write_coco
+    if 'path/to/' not in str(d.get('data')): return d
+    co = write_coco(tmp/'coco', 'train2017', n=20); write_coco(co, 'val2017', n=4)
+    d['data']['path'] = {k: v.replace('/path/to/coco', str(co)) for k, v in d['data']['path'].items()}
+    return d
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
-def test_config_parses(path):
-    d = load_yaml(path)
-    d['device'] = 'cpu'  # full.yaml asks for cuda, which CI machines lack
+def test_config_parses(path, tmp_path):
+    d = _fill_in(load_yaml(path), tmp_path)
+    d['device'] = 'cpu'  # full.yaml and synth224.yaml ask for cuda, which CI machines lack
     cfg = parse_config(d)
     assert cfg.stages and all(isinstance(s, str) for s in cfg.stages)
 
 def test_configs_found():
-    assert {'default.yaml', 'tiny.yaml', 'full.yaml'} <= {p.name for p in CONFIGS}
+    assert {'default.yaml', 'tiny.yaml', 'full.yaml', 'synth224.yaml'} <= {p.name for p in CONFIGS}
+
+def test_full_is_the_real_data_run(tmp_path):
+    "full.yaml: the paper's towers on your data (a COCO layout as its comments say); SynthMM at 224 px is synth224.yaml."
+    from xaimm_nb.data.sources import DataConfig
+    from xaimm_nb.data.synth import SynthConfig
+    from xaimm_nb.pipeline import data_splits, section, _data_cfg
+    d = load_yaml(CONFIGS[0].parent/'full.yaml')
+    assert (d['model']['preset'], d['device'], d['data']['source']) == ('full', 'cuda', 'coco')
+    cfg = parse_config(dict(_fill_in(d, tmp_path), device='cpu'))
+    assert isinstance(section(cfg, 'data', _data_cfg), DataConfig) and 'r2r' not in cfg.stages  # COCO: no artefact
+    sp = data_splits(cfg)
+    assert {k: len(v) for k, v in sp.items()} == dict(train=18, valid=2, test=4) and sp['test'].classes == ['cat', 'dog']
+    assert 'object' in sp['test'][0]['masks']  # explanations are scored against the instance masks
+    s = load_yaml(CONFIGS[0].parent/'synth224.yaml')
+    assert s['model']['preset'] == 'full' and isinstance(section(parse_config(dict(s, device='cpu')), 'data', _data_cfg),
+                                                          SynthConfig) and s['data']['size'] == 224
 
 def _layers(path):
     "{method: layer} for the explanation methods a config gives a `layer:`."

@@ -137,7 +137,8 @@ def _eval_args(p):
     p.add_argument('--data', default='test', help="a split of the config's data (train, valid, test; SynthMM: also "
                    "conflict, ...) or a CSV file (default: %(default)s)")
     p.add_argument('--bs', type=_arg(PosInt), default=128, help='evaluation batch size (default: %(default)s)')
-    p.add_argument('--classes', nargs='+', default=None, help="a CSV's label names in the model's class order (default: the CSV's labels sorted; integer labels are class indices)")
+    p.add_argument('--classes', nargs='+', default=None, help="a CSV's label names in the model's class order (default: "
+                   "your data's classes; with SynthMM configs the CSV's labels sorted, integer labels as indices)")
 
 def _writable(d:Path, flag:str):
     "Create folder `d` and write a probe file there, before any work: an error naming `flag` where that fails."
@@ -183,7 +184,11 @@ def eval_cmd(args):
     if args.data in splits: src = load_splits(dc, d.get('seed', 0))[args.data]
     elif args.data.endswith(('.csv', '.tsv')):
         if not Path(args.data).exists(): raise FileNotFoundError(f"--data {args.data}: no such CSV file; pass a split of the config's data ({', '.join(splits)}) or a CSV path")
-        src = _csv_source(args.data, args.classes, _n_outputs(st))
+        if isinstance(dc, SynthConfig): src = _csv_source(args.data, args.classes, _n_outputs(st))
+        else:  # a table like your training data: its column mapping and class order
+            from xaimm_nb.data.sources import TableSource
+            cls = args.classes or dc.classes or load_splits(dc, d.get('seed', 0))['train'].classes
+            src = TableSource(args.data, dc.columns, cls, on_error=dc.on_error, allow_outside=dc.allow_outside)
     else: raise ValueError(f"--data {args.data!r}: use a split of the config's data ({', '.join(splits)}) or a .csv/.tsv file")
     model, n_classes = build_classifier(d, src), len(src.classes)
     load_into(model, st, f"--ckpt {ck}", f"pass the config it was trained with (this one builds the {mc.preset} "
@@ -312,7 +317,7 @@ def _infer_columns(header, given=None): # the file's column names; `given`: our 
 
 def _methods(mods):
     "Explanation methods that explain the towers the data has (CAMs need images, attention methods text)."
-    m = dict(saliency={}, smoothgrad=dict(n=8), ig=dict(n_steps=8), lime=dict(num_samples=128, segmentation='slic'))
+    m = dict(saliency={}, smoothgrad=dict(n=8), ig=dict(n_steps=8), lime=dict(num_samples=64, segmentation='slic'))
     img, txt = dict(gradcam={}, gradcampp={}), dict(rollout={}, chefer={})
     return {**(img if 'image' in mods else {}), **m, **(txt if 'text' in mods else {})}
 
@@ -336,12 +341,12 @@ def init_config(data, # the data: a table, JSONL file, COCO folder, class-subfol
     psize = preset_info(preset)['size']
     if 'image' in mods:
         seen = statistics.median(min(tr[i]['image'].shape[:2]) for i in range(min(16, len(tr))))
-        size = max(32, min(psize, int(seen) // 32 * 32))
+        size = psize if seen >= psize / 2 else max(32, int(seen) // 32 * 32)  # far smaller images: not blown up
     stages, why_not = ['synth', 'classifier', 'explain'], {}
     for s in ('gan', 'dual', 'r2r'):  # the stages whose check accepts the data
         try: _STAGES[s][2](cfg); stages.append(s)
         except (ConfigError, ValueError) as e: why_not[s] = str(e)
-    bs, ne = 32 if n['train'] >= 256 else 16 if n['train'] >= 64 else 8, min(16, n['test'])
+    bs, ne = 32 if n['train'] >= 256 else 16 if n['train'] >= 64 else 8, min(12, n['test'])
     j = lambda v: json.dumps(v, ensure_ascii=False)
     c = lambda s, note: f"{s:<22} # {note}"  # a YAML line and its comment
     L = [f"# Starter config for {path} (`xaimm init`, {datetime.date.today()}). Run the whole study with",
@@ -386,8 +391,8 @@ def init_config(data, # the data: a table, JSONL file, COCO folder, class-subfol
     if not (cols and cols['split']) and kind != 'hf':
         L += [c("  valid_frac: 0.2", "shares held out, stratified on label x protected"), "  test_frac: 0.2"]
     if 'image' in mods:
-        L.append(c(f"  image_size: {size}", f"images are resized to {size} px (they are about {int(seen)}; "
-                                            f"the {preset} preset reads {psize})"))
+        L.append(c(f"  image_size: {size}", f"the side images are resized to (yours: about {int(seen)} px; the "
+                                            f"{preset} preset's: {psize})"))
     pnote = dict(offline="EfficientNet-Lite0 (ImageNet) + all-MiniLM-L6-v2 from PyPI packages: no downloads",
                  tiny="tiny random towers (tests)", full="ResNet-50 + BERT-base (downloads)")
     L += ["model:", c(f"  preset: {preset}", pnote.get(preset, 'a preset of xaimm_nb.models.encoders.PRESETS')),
@@ -406,7 +411,7 @@ def init_config(data, # the data: a table, JSONL file, COCO folder, class-subfol
     if 'dual' in stages:
         nr = max(2, min(100, n['test']))
         L += [c("dual:", "the dual encoder: a small ViT image tower + the preset's text tower"),
-              f"  dual: {j(dict(preset=preset, size=32, depth=2, epochs=5, bs=min(32, n['train'])))}",
+              f"  dual: {j(dict(preset=preset, size=32, depth=2, epochs=3, bs=min(32, n['train'])))}",
               f"  n: {ne}", "  bs: 8", f"  n_recall: {nr}", f"  n_candidates: {min(nr, 16)}"]
     if 'r2r' in stages:
         L += [c("r2r:", "reveal the artefact with a CAV, revise with each method, measure again"),

@@ -314,7 +314,8 @@ def sweep(config:str|Path|dict, # base run config: a YAML path or a dict
           seed:int|None=None, # run seed and sampler seed (None: the config's seed)
           progress:bool=True): # Optuna's progress bar
     "Optuna search over config values with one or more objectives, stored in `storage`; returns the `optuna.Study`."
-    import optuna
+    try: import optuna
+    except ImportError: raise ImportError("`sweep` needs Optuna: pip install 'xaimm-nb[sweep]'") from None
     from optuna.trial import TrialState
     from xaimm_nb.pipeline import run_pipeline
     sp, base = load_space(space), experiment_config(config, overrides, seed)

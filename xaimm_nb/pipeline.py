@@ -10,50 +10,43 @@ import json, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from .core import (RunDir, ConfigError, from_dict, to_dict, load_json, save_json, load_state, set_seed, get_device,
-                           save_fig, atomic_write, IN_TEST, tune_malloc)
+                           save_fig, atomic_write, IN_TEST, tune_malloc, load_into, RunConfig, PosInt, Seed)
 
 # %% auto #0
-__all__ = ['stage', 'RunConfig', 'parse_config', 'section', 'run_pipeline', 'split_timings', 'summary', 'summary_markdown',
-           'synth_stage', 'classifier_stage', 'ExplainConfig', 'load_classifier', 'explain_stage', 'gan_stage',
-           'dual_stage', 'r2r_stage']
+__all__ = ['stage', 'section', 'parse_config', 'run_pipeline', 'split_timings', 'summary', 'summary_markdown', 'data_splits',
+           'data_name', 'synth_stage', 'classifier_stage', 'ExplainConfig', 'load_classifier', 'explain_stage',
+           'gan_stage', 'dual_stage', 'r2r_stage']
 
 # %% ../nbs/13_pipeline.ipynb #cff7e326
 _STAGES = {}
 
-def stage(name, **sections):
-    "Register `fn(cfg, run) -> dict` as pipeline stage `name`; `sections` maps config section -> dataclass (or a callable returning it). When `run.restart` is set the stage must start afresh, not resume from its checkpoints."
-    def deco(fn): _STAGES[name] = (fn, sections); return fn
+def stage(name, check=None, **sections):
+    """Register `fn(cfg, run) -> dict` as pipeline stage `name`; `sections` maps config section -> dataclass, or a
+    no-argument callable returning a dataclass or a parser `fn(dict)` (e.g. `data.sources.data_config`); `check(cfg)`
+    checks the sections together, with the data loaded. When `run.restart` is set the stage must start afresh, not
+    resume from its checkpoints."""
+    def deco(fn): _STAGES[name] = (fn, sections, check); return fn
     return deco
-
-@dataclass
-class RunConfig:
-    "Top-level settings of a run; stage sections stay dicts here and are validated by `parse_config`."
-    seed:int=0
-    device:str='cpu'
-    stages:list[str]=field(default_factory=lambda: ['synth'])
-    data:dict=field(default_factory=dict)
-    model:dict=field(default_factory=dict)
-    train:dict=field(default_factory=dict)
-    gan:dict=field(default_factory=dict)
-    explain:dict=field(default_factory=dict)
-    dual:dict=field(default_factory=dict)
-    r2r:dict=field(default_factory=dict)
 
 def _cls(c): return c if isinstance(c, type) else c()
 
+def section(cfg:RunConfig, name, cls):
+    "The validated config section `name`: `cls` is a dataclass or a callable returning one or a parser (as in `stage`)."
+    c = _cls(cls)
+    return from_dict(c, getattr(cfg, name), name) if isinstance(c, type) else c(getattr(cfg, name))
+
 def parse_config(d:dict, stages=None):
-    "Validate a run config dict: top-level keys, stage names and every section the chosen stages read."
+    "Validate a run config dict: top-level keys, stage names, every section the chosen stages read, and their data."
     cfg = from_dict(RunConfig, d)
     if stages: cfg.stages = list(stages)
     for s in cfg.stages:
         if s not in _STAGES: raise ConfigError(f"stages: unknown stage {s!r}; available: {', '.join(_STAGES)}")
-        for sec, c in _STAGES[s][1].items(): from_dict(_cls(c), getattr(cfg, sec), sec)
+        for sec, c in _STAGES[s][1].items(): section(cfg, sec, c)
     get_device(cfg.device)
+    if any('data' in _STAGES[s][1] for s in cfg.stages): data_splits(cfg)  # a bad file or row stops here too
+    for s in cfg.stages:
+        if _STAGES[s][2]: _STAGES[s][2](cfg)
     return cfg
-
-def section(cfg:RunConfig, name, cls):
-    "The validated dataclass for config section `name`."
-    return from_dict(cls, getattr(cfg, name), name)
 
 # %% ../nbs/13_pipeline.ipynb #66352268
 def _flat(d, p=''):
@@ -74,33 +67,34 @@ def run_pipeline(d:dict, out, stages=None, resume:bool=True, log=print):
     cfg = parse_config(d, stages)
     out = Path(out)
     tune_malloc()  # CPU passes keep freed memory (papermill kernels and notebooks too, not only the CLI)
-    done = load_json(out/'results'/'stages.json') if (out/'results'/'stages.json').exists() else {}
-    seen = load_json(out/'results'/'stage_configs.json') if (out/'results'/'stage_configs.json').exists() else {}
-    if not resume:  # start these stages again; the records of the run's other stages stay
-        done, seen = ({k: v for k, v in x.items() if k not in cfg.stages} for x in (done, seen))
-    metrics = load_json(out/'results'/'metrics.json') if resume and (out/'results'/'metrics.json').exists() else {}
-    run = RunDir(out, config=d, seed=cfg.seed, device=cfg.device)
-    for s in cfg.stages:
-        key = _stage_config(cfg, s)
-        ch = _changed(seen[s], key) if s in seen else []  # runs from before stage_configs.json: trusted
-        if s in done and not ch: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
-        if ch: log(f"[{s}] config changed since it {'ran' if s in done else 'started'} ({', '.join(ch[:4])}{', ...' if len(ch) > 4 else ''}) - starting it afresh")
-        run.restart = bool(ch) or not resume  # its checkpoints belong to another config (or were asked away)
-        seen[s] = key; save_json(run.results/'stage_configs.json', seen)  # recorded at the start: an interrupted stage resumes only under the same config
-        log(f"[{s}] running"); set_seed(cfg.seed); t = time.time()
-        out = _STAGES[s][0](cfg, run)
-        # stages may write their own keys into metrics.json (e.g. training history): merge, don't overwrite
-        metrics = load_json(run.results/'metrics.json') if (run.results/'metrics.json').exists() else metrics
-        metrics[s] = out; done[s] = time.time() - t
-        metrics, times = split_timings(metrics)
-        if times: save_json(run.results/'timings.json', {**(load_json(run.results/'timings.json') if (run.results/'timings.json').exists() else {}), **times})
-        save_json(run.results/'metrics.json', metrics); save_json(run.results/'stages.json', done)
-        log(f"[{s}] finished in {done[s]:.0f} s")
-    if metrics:
-        metrics['summary'] = summary(metrics)
-        save_json(run.results/'metrics.json', metrics)
-        atomic_write(run.results/'summary.md', summary_markdown(metrics['summary']))
-    run.finish(stage_seconds=done)
+    with RunDir(out, config=d, seed=cfg.seed, device=cfg.device) as run:  # locked first: a second process stops here
+        done = load_json(out/'results'/'stages.json') if (out/'results'/'stages.json').exists() else {}
+        seen = load_json(out/'results'/'stage_configs.json') if (out/'results'/'stage_configs.json').exists() else {}
+        if not resume:  # start these stages again; the records of the run's other stages stay
+            done, seen = ({k: v for k, v in x.items() if k not in cfg.stages} for x in (done, seen))
+        metrics = load_json(out/'results'/'metrics.json') if resume and (out/'results'/'metrics.json').exists() else {}
+        for s in cfg.stages:
+            key = _stage_config(cfg, s)
+            ch = _changed(seen[s], key) if s in seen else []  # runs from before stage_configs.json: trusted
+            if s in done and not ch: log(f"[{s}] done already ({done[s]:.0f} s) - skipped"); continue
+            if ch: log(f"[{s}] config changed since it {'ran' if s in done else 'started'} ({', '.join(ch[:4])}{', ...' if len(ch) > 4 else ''}) - starting it afresh")
+            run.restart = bool(ch) or not resume  # its checkpoints belong to another config (or were asked away)
+            seen[s] = key; save_json(run.results/'stage_configs.json', seen)  # recorded at the start: an interrupted stage resumes only under the same config
+            log(f"[{s}] running"); set_seed(cfg.seed); t = time.time()
+            out = _STAGES[s][0](cfg, run)
+            # stages may write their own keys into metrics.json (e.g. training history): merge, don't overwrite
+            metrics = load_json(run.results/'metrics.json') if (run.results/'metrics.json').exists() else metrics
+            metrics[s] = out; done[s] = time.time() - t
+            metrics, times = split_timings(metrics)
+            if times: save_json(run.results/'timings.json', {**(load_json(run.results/'timings.json') if (run.results/'timings.json').exists() else {}), **times})
+            save_json(run.results/'metrics.json', metrics); save_json(run.results/'stages.json', done)
+            log(f"[{s}] finished in {done[s]:.0f} s")
+        if metrics:
+            metrics['summary'] = summary(metrics)
+            save_json(run.results/'metrics.json', metrics)
+            atomic_write(run.results/'summary.md', summary_markdown(metrics))  # the headline
+            atomic_write(run.results/'summary_full.md', summary_markdown(metrics, full=True))
+        run.finish(stage_seconds=done)
     return metrics
 
 # %% ../nbs/13_pipeline.ipynb #c6baaafc
@@ -131,7 +125,8 @@ def summary(metrics:dict)->dict:
                 if k in c.get(sp, {}): out[f'{sp}/{k}'] = c[sp][k]
     g = metrics.get('gan')
     if g:
-        for k in ('fid_synthmm', 'kid_synthmm', 'ssim_nearest', 'conditional_accuracy', 'fairness_discrepancy', 'diversity'):
+        for k in ('fid_synthmm', 'kid_synthmm', 'fid_data', 'kid_data', 'ssim_nearest', 'conditional_accuracy',
+                  'fairness_discrepancy', 'diversity'):
             if k in g: out[f'gan/{k}'] = g[k]
     e = metrics.get('explain')
     if e:
@@ -149,21 +144,120 @@ def summary(metrics:dict)->dict:
             for k, v in d['after'].items(): out[f'r2r/{m}/{k}'] = v
     return {k: v for k, v in out.items() if not (isinstance(v, float) and v != v)}
 
-def summary_markdown(s:dict)->str:
-    "`summary` as a two-column Markdown table."
-    f = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-    return '| metric | value |\n|---|---|\n' + ''.join(f"| {k} | {f(v)} |\n" for k, v in s.items())
+# %% ../nbs/13_pipeline.ipynb #4087a54d
+def _f(v, d=3):
+    "A number for a Markdown table: `d` decimals (one from 10 on), ints as they are."
+    return str(v) if not isinstance(v, float) else f"{v:.1f}" if abs(v) >= 10 and d < 4 else f"{v:.{d}f}"
+
+def _md(title, head, rows, note=''):
+    "A Markdown section: `## title`, a table, a note."
+    t = ''.join('| ' + ' | '.join(r) + ' |\n' for r in [head, ['---'] * len(head), *rows])
+    return f"## {title}\n\n{t}" + (f"\n{note}\n" if note else '') + '\n'
+
+def _xai_md(x, title, families=True):
+    "The best method of each family (or the best of all) against random maps, on the columns that tell them apart."
+    import pandas as pd
+    from xaimm_nb.metrics.xai import _BETTER, score_columns, xai_rank, best_per_family
+    tab, ci, flags = x['table'], x.get('ci', {}), x.get('uninformative', [])
+    cols = [c for c in score_columns(pd.DataFrame.from_dict(tab, orient='index')) if c not in flags]
+    rank = xai_rank(tab, flags)
+    best = best_per_family(tab, flags) if families else {f'best of {len(rank)}': rank.index[0]} if len(rank) else {}
+    if 'random' in tab: best['baseline'] = 'random'
+    cell = lambda m, c: '–' if c not in tab[m] else _f(tab[m][c]) + (' [{}, {}]'.format(*map(_f, ci[m][c]))
+                                                                    if c in ci.get(m, {}) else '')
+    arrow = lambda c: '↑' if _BETTER[c.split('/')[-1]] > 0 else '↓'
+    head = ['family' if families else '', 'method', *(f"{c} {arrow(c)}" for c in cols)]
+    note = ("Mean [95 % bootstrap interval] over the samples; a family's best method has the best mean rank over these "
+            "columns." if ci else "Means over the samples (this run has no intervals).")
+    if flags: note += (f" Left out as uninformative (random maps score inside the best method's interval): "
+                       f"{', '.join(flags)}.")
+    return _md(title, head, [[f, m, *(cell(m, c) for c in cols)] for f, m in best.items()], note)
+
+def _full_markdown(metrics):
+    "Every number of `summary`, with the 95 % interval of the explanation scores and their flags."
+    ci, flag = {}, set()
+    for sec, p in (('explain', 'xai'), ('dual', 'dual_xai')):
+        x = metrics.get(sec) or {}
+        ci.update({f'{p}/{m}/{k}': v for m, r in x.get('ci', {}).items() for k, v in r.items()})
+        flag |= {f'{p}/{m}/{k}' for k in x.get('uninformative', []) for m in x.get('table', {})}
+    iv = lambda k: '[{}, {}]'.format(*(_f(v, 4) for v in ci[k])) if k in ci else ''
+    rows = [[k, _f(v, 4), iv(k), '≈ random' if k in flag else ''] for k, v in summary(metrics).items()]
+    return _md('Run summary: every number', ['metric', 'value', '95 % interval', 'note'], rows).replace('##', '#', 1)
+
+def summary_markdown(metrics:dict, # a run's metrics (`results/metrics.json`)
+                     full:bool=False)->str: # every number of `summary` instead (`results/summary_full.md`)
+    "`results/summary.md`: the run's headline in a few small tables (at most 17 rows)."
+    if full: return _full_markdown(metrics)
+    out = ['# Run summary\n\nThe headline; every number, with its interval, is in `summary_full.md` (all of them in '
+           '`metrics.json`).\n\n']
+    c = metrics.get('classifier')
+    if c:
+        sps = [s for s in ('test', 'conflict') if s in c]
+        names = dict(accuracy='accuracy', macro_f1='macro-F1', delta_bias='Δbias',
+                     worst_group_acc='worst-group accuracy')
+        out.append(_md('Classifier', ['metric', *sps], [[n, *(_f(c[s][k]) if k in c[s] else '–' for s in sps)]
+                                                        for k, n in names.items() if any(k in c[s] for s in sps)]))
+    e = metrics.get('explain')
+    if e and e.get('table'):
+        out.append(_xai_md(e, f"Explanations of the classifier ({e['n']} {e['split']} samples)"))
+    d = metrics.get('dual')
+    if d and d.get('table'):
+        r = d['recall']
+        t = (f"Dual encoder: recall@1 {_f(r['i2t'])} image→text, {_f(r['t2i'])} text→image (chance "
+             f"{_f(1 / r['n_candidates'])}); explanations of {d['n']} test pairs")
+        out.append(_xai_md(d, t, families=False))
+    g = metrics.get('gan') or {}
+    ks = [k for k in ('fid_synthmm', 'kid_synthmm', 'fid_data', 'kid_data', 'conditional_accuracy',
+                      'fairness_discrepancy') if k in g]
+    if ks: out.append(_md('GAN', ks, [[_f(g[k]) for k in ks]]))
+    r = metrics.get('r2r') or {}
+    if r.get('methods'):
+        ms = r['methods']
+        best = max(ms, key=lambda m: ms[m]['after'].get('conflict_acc', -1.))  # ties: the first
+        ks = list(r['base']) or list(ms[best]['after'])
+        row = lambda name, v: [name, *(_f(v[k]) if k in v else '–' for k in ks)]
+        out.append(_md('Fairness loop (Reveal-to-Revise)', ['model', *ks],
+                       [row('before', r['base']), row(f'{best} (best of {len(ms)})', ms[best]['after'])],
+                       "The best method: the highest conflict accuracy after the revision."))
+    return ''.join(out)
 
 # %% ../nbs/13_pipeline.ipynb #7b63d74f
-def _synth_cfg():
-    from xaimm_nb.data.synth import SynthConfig
-    return SynthConfig
+def _data_cfg():
+    from xaimm_nb.data.sources import data_config
+    return data_config
 
-@stage('synth', data=_synth_cfg)
+def data_splits(cfg:RunConfig)->dict:
+    "`{split: source}` of the run's data (`data.sources.load_splits` with the run's seed), read once per parsed config."
+    if getattr(cfg, '_splits', None) is None:
+        from xaimm_nb.data.sources import load_splits
+        cfg._splits = load_splits(section(cfg, 'data', _data_cfg), cfg.seed)
+    return cfg._splits
+
+def data_name(dc)->str:
+    "What titles call the data of config `dc`: 'SynthMM', or your table's / folder's name."
+    p = getattr(dc, 'path', None)
+    return 'SynthMM' if p is None else Path(p['train'] if isinstance(p, dict) else p).stem
+
+def _data_summary(sp:dict, run):
+    "Your data: a grid of the training split (class names), and per split n and the class × protected counts."
+    from collections import Counter
+    from xaimm_nb.data.core import MMDataset, show_batch
+    tr = sp['train']
+    save_fig(show_batch(MMDataset(tr, 'minilm', size=96), n=12, ncols=6), run.visualizations/'data_train.png', dpi=72)
+    def counts(s):
+        c = Counter(zip(*(s.labels()[k].tolist() for k in ('y', 's'))))
+        return {n: {g: c[i, j] for j, g in enumerate(tr.groups)} for i, n in enumerate(tr.classes)}
+    out = dict(n={k: len(s) for k, s in sp.items()}, classes=list(tr.classes), groups=list(tr.groups),
+               modalities=list(tr.modalities), counts={k: counts(s) for k, s in sp.items()})
+    save_json(run.results/'data_summary.json', out)
+    return out
+
+@stage('synth', data=_data_cfg)
 def synth_stage(cfg, run):
-    "SynthMM sample grids (train and conflict splits) and the measured split statistics."
-    from xaimm_nb.data.synth import SynthMM, show_synth
-    dc = section(cfg, 'data', _synth_cfg())
+    "The data at a glance: SynthMM's sample grids (train, conflict) and measured correlations, or your data's summary."
+    from xaimm_nb.data.synth import SynthConfig, SynthMM, show_synth
+    dc = section(cfg, 'data', _data_cfg)
+    if not isinstance(dc, SynthConfig): return _data_summary(data_splits(cfg), run)
     for split in ('train', 'conflict'):
         save_fig(show_synth(SynthMM(dc, split), n=12, ncols=6), run.visualizations/f'synth_{split}.png', dpi=72)
     summ = SynthMM(dc, 'train').summary()
@@ -177,14 +271,20 @@ def _classifier_sections():
     from xaimm_nb.train import TrainConfig
     return ModelConfig, TrainConfig
 
-@stage('classifier', data=_synth_cfg, model=lambda: _classifier_sections()[0], train=lambda: _classifier_sections()[1])
+def _check_model(cfg):
+    "The model's `mode` fits the data (text-only data: 'text', ...)."
+    from xaimm_nb.train import model_config
+    model_config(cfg.model, getattr(data_splits(cfg)['train'], 'modalities', ('image', 'text')))
+
+@stage('classifier', check=_check_model, data=_data_cfg, model=lambda: _classifier_sections()[0],
+       train=lambda: _classifier_sections()[1])
 def classifier_stage(cfg, run):
-    "Train and evaluate the multimodal classifier (test and conflict splits): `models/`, confusion matrices, predictions."
+    "Train and evaluate the classifier (test, and SynthMM's conflict split): `models/`, confusion matrices, pictures."
     from xaimm_nb.train import train_classifier
     from xaimm_nb.core import to_dict
     d = to_dict(cfg)
     if run.restart: d['train'] = {**d['train'], 'resume': False}  # not models/last.pt of another config
-    return train_classifier(d, run)
+    return train_classifier(d, run, splits=data_splits(cfg))
 
 # %% ../nbs/13_pipeline.ipynb #5e625d31
 def _default_methods():
@@ -196,72 +296,90 @@ def _default_methods():
 class ExplainConfig:
     "The `explain:` section: which methods explain the trained classifier, and on which samples."
     methods:dict=field(default_factory=_default_methods) # method name -> its options (a list of names: default options)
-    n:int=32 # samples explained (the first n of the split)
-    split:str='test' # SynthMM split
-    bs:int=16 # samples per `explain` call
-    n_show:int=4 # samples in the picture
-    image_mask:str='object' # the SynthMM mask that is the image ground truth
-    seed:int=0 # seeds the random baseline
+    n:PosInt=32 # samples explained (the first n of the split)
+    split:str='test' # a split of the data: train, valid, test (SynthMM: also conflict, clean, attacked)
+    bs:PosInt=16 # samples per `explain` call
+    n_show:PosInt=4 # samples in the picture
+    image_mask:str='object' # the mask that is the image ground truth (your data: 'object', from masks/boxes)
+    seed:Seed=0 # seeds the random baseline
     def __post_init__(self):
         from xaimm_nb.explain.core import methods
-        from xaimm_nb.data.synth import SPLITS
         if isinstance(self.methods, (list, tuple)): self.methods = {m: {} for m in self.methods}
         bad = [m for m in self.methods if m not in methods()]
         if bad: raise ValueError(f"explain.methods: unknown method(s) {bad}; available: {', '.join(methods())}")
-        if self.split not in SPLITS: raise ValueError(f"explain.split={self.split!r}: use one of {SPLITS}")
         if self.n < 1 or self.bs < 1: raise ValueError(f"explain.n={self.n}, explain.bs={self.bs}: both must be >= 1")
 
 def load_classifier(cfg:RunConfig, run:RunDir):
     "(the trained classifier of `run` on the config's device, the tokenizer, the data config)."
-    from xaimm_nb.models.fusion import ModelConfig
-    from xaimm_nb.train import TrainConfig
-    from xaimm_nb.data.synth import SynthConfig
+    from xaimm_nb.train import build_classifier
     from xaimm_nb.data.core import get_tokenizer
-    dc, mc, tc = section(cfg, 'data', SynthConfig), section(cfg, 'model', ModelConfig), section(cfg, 'train', TrainConfig)
+    dc = section(cfg, 'data', _data_cfg)
     f = next((run.models/n for n in ('best.pt', 'last.pt') if (run.models/n).exists()), None)
     if f is None: raise FileNotFoundError(f"{run.models}/best.pt not found: this stage uses the model the 'classifier' stage trains; "
                                           "add 'classifier' to the stages (or run `xaimm train --out` into this run directory first)")
-    model = mc.build(dc.n_classes, **({} if tc.size is None else dict(size=tc.size)))
+    model = build_classifier(to_dict(cfg), data_splits(cfg)['train'])
     st = load_state(f)
-    model.load_state_dict(st['model'] if 'model' in st and 'opt' in st else st)
+    load_into(model, st['model'] if 'model' in st and 'opt' in st else st, f,
+              "it was trained under another data/model/train config: run the 'classifier' stage again (it restarts "
+              "when its config changed), or give the config it was trained with")
     return model.to(get_device(cfg.device)).eval(), get_tokenizer(model.preset['tokenizer'], pad_to='longest'), dc
 
-@stage('explain', data=_synth_cfg, model=lambda: _classifier_sections()[0], train=lambda: _classifier_sections()[1], explain=ExplainConfig)
+def _check_explain(cfg):
+    "`explain.split` is a split of the data, and the model's mode fits the data."
+    _check_model(cfg); sp = data_splits(cfg); s = section(cfg, 'explain', ExplainConfig).split
+    if s not in sp: raise ConfigError(f"explain.split={s!r}: the data has no such split; use one of {list(sp)}")
+
+@stage('explain', check=_check_explain, data=_data_cfg, model=lambda: _classifier_sections()[0],
+       train=lambda: _classifier_sections()[1], explain=ExplainConfig)
 def explain_stage(cfg, run):
     "Explain the trained classifier with every configured method; quality table and pictures."
-    from xaimm_nb.data.core import synth_datasets
+    from xaimm_nb.data.core import MMDataset
     from xaimm_nb.metrics import summarize
-    from xaimm_nb.metrics.xai import xai_table, plot_xai_table
+    from xaimm_nb.metrics.xai import xai_table, xai_ci, xai_report, plot_xai_table
     from xaimm_nb.viz import explanation_grid
     ec = section(cfg, 'explain', ExplainConfig)
     model, tok, dc = load_classifier(cfg, run)
     p = model.preset
-    ds = synth_datasets(dc, tok, p['size'], p['mean'], p['std'], splits=(ec.split,))[ec.split]
+    ds = MMDataset(data_splits(cfg)[ec.split], tok, p['size'], p['mean'], p['std'])
     b = ds.batch(range(min(ec.n, len(ds))))
     skipped = {}
-    tab, per, exps = xai_table(model, b, ec.methods, ec.bs, image_mask=ec.image_mask, seed=ec.seed, progress=not IN_TEST, skip=skipped)
+    tab, per, exps = xai_table(model, b, ec.methods, ec.bs, image_mask=ec.image_mask, seed=ec.seed, verbose=not IN_TEST, skip=skipped)
     if len(tab) < 2: raise ValueError(f"explain: none of the methods {list(ec.methods)} could explain this model: {skipped}")
     full = {m: {k: v for k, v in summarize(d).to_dict('index').items()} for m, d in per.items()}
     save_json(run.results/'xai_metrics.json', dict(n=len(b['images']), split=ec.split, methods=ec.methods, skipped=skipped, metrics=full))
+    tab = xai_ci(tab, per, seed=ec.seed)  # each mean with its 95 % bootstrap interval
     atomic_write(run.results/'xai_table.csv', tab.to_csv())
-    save_fig(plot_xai_table(tab, f"explanation quality, {len(b['images'])} SynthMM {ec.split} samples"), run.visualizations/'xai_table.png')
+    title = f"explanation quality, {len(b['images'])} {data_name(dc)} {ec.split} samples"
+    save_fig(plot_xai_table(tab, title), run.visualizations/'xai_table.png')
     save_fig(explanation_grid(b, {k: v for k, v in exps.items() if k != 'random'}, n=ec.n_show), run.visualizations/'explanations.png')
-    return dict(n=len(b['images']), split=ec.split, table=tab.to_dict('index'), skipped=skipped)
+    # a method's row holds the modalities it explains: no NaN for the others (an image-only method's text columns);
+    # `ci`: {method: {column: [lo, hi]}}, `uninformative`: the columns where random scores like the best method
+    return dict(n=len(b['images']), split=ec.split, **xai_report(tab), skipped=skipped)
 
 # %% ../nbs/13_pipeline.ipynb #fcb4d4a1
 def _wgan_cfg():
     from xaimm_nb.gan import WGANConfig
     return WGANConfig
 
-@stage('gan', data=_synth_cfg, gan=_wgan_cfg)
+def _is_synth(cfg):
+    from xaimm_nb.data.synth import SynthConfig
+    return isinstance(section(cfg, 'data', _data_cfg), SynthConfig)
+
+def _check_gan(cfg):
+    "Your data: it has images, and enough of every class."
+    from xaimm_nb.gan import check_gan_source
+    if not _is_synth(cfg): check_gan_source(data_splits(cfg)['train'])
+
+@stage('gan', check=_check_gan, data=_data_cfg, gan=_wgan_cfg)
 def gan_stage(cfg, run):
     "Train and evaluate the WGAN-GP: `models/wgan_last.pt`, sample grids, the FID curve, `results/gan_metrics.json`."
-    from xaimm_nb.data.synth import SynthMM
-    from xaimm_nb.gan import train_wgan
-    dc = section(cfg, 'data', _synth_cfg())
-    gc = from_dict(_wgan_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'progress': not IN_TEST, **cfg.gan}, 'gan')
-    if gc.n_train is not None: dc = replace(dc, n_train=gc.n_train)
-    r = train_wgan(gc, SynthMM(dc, 'train').arrays(), run.path, resume=not run.restart)
+    from xaimm_nb.gan import train_wgan, gan_inputs
+    gc = from_dict(_wgan_cfg(), {'seed': cfg.seed, 'device': cfg.device, **cfg.gan}, 'gan')
+    if run.restart:  # the FID and attribute classifiers were trained on the old config's data
+        for f in ('synth_clf.pt', 'attr_clf.pt'): (run.models/f).unlink(missing_ok=True)
+    tr = None if _is_synth(cfg) else data_splits(cfg)['train']
+    data, kw = gan_inputs(section(cfg, 'data', _data_cfg), gc, cfg.seed, tr)
+    r = train_wgan(gc, data, run.path, resume=not run.restart, **kw)
     return {k: v for k, v in r.metrics.items() if not isinstance(v, list)}
 
 # %% ../nbs/13_pipeline.ipynb #cbb62716
@@ -269,25 +387,45 @@ def _dual_cfg():
     from xaimm_nb.explain.benchmark import DualBenchConfig
     return DualBenchConfig
 
-@stage('dual', dual=_dual_cfg)
+def _check_dual(cfg):
+    "Your data: image–caption pairs."
+    mods = getattr(data_splits(cfg)['train'], 'modalities', ('image', 'text'))
+    if len(mods) < 2: raise ConfigError(f"the dual stage trains a CLIP-style encoder on image–caption pairs, but the "
+                                        f"data has {mods[0]}s only; remove 'dual' from the stages")
+
+@stage('dual', check=_check_dual, data=_data_cfg, dual=_dual_cfg)
 def dual_stage(cfg, run):
     "Dual-encoder explanation benchmark: recall@1 and the quality table of the transformer methods."
     from xaimm_nb.explain.benchmark import dual_benchmark
-    dc = from_dict(_dual_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'progress': not IN_TEST, **cfg.dual}, 'dual')
+    dc = from_dict(_dual_cfg(), {'seed': cfg.seed, 'device': cfg.device, 'verbose': not IN_TEST, **cfg.dual}, 'dual')
     if run.restart: (run.models/'dual.pt').unlink(missing_ok=True)  # retrain, not reuse the old config's encoder
-    return dual_benchmark(dc, run)
+    if _is_synth(cfg): return dual_benchmark(dc, run)
+    return dual_benchmark(dc, run, data=data_splits(cfg), name=data_name(section(cfg, 'data', _data_cfg)))
 
 # %% ../nbs/13_pipeline.ipynb #752c3acf
 def _r2r_cfg():
     from xaimm_nb.fairness.r2r import R2RConfig
     return R2RConfig
 
-@stage('r2r', r2r=_r2r_cfg)
+def _check_r2r(cfg):
+    "Your data: images, and an artefact flag on its items."
+    if _is_synth(cfg): return
+    tr = data_splits(cfg)['train']
+    if 'image' not in getattr(tr, 'modalities', ('image',)):
+        raise ConfigError("the r2r stage explains and corrects the image tower (its CAV lives at the CAM layer), but "
+                          "the data is text-only; remove 'r2r' from the stages")
+    if 'a' not in tr[0]:
+        raise ConfigError("the r2r stage needs to know where the spurious feature is: add a 0/1 column to your data (1 "
+                          "where the artefact is present) and name it in data.columns.artefact (default column name "
+                          "'artefact'), or remove 'r2r' from the stages")
+
+@stage('r2r', check=_check_r2r, data=_data_cfg, r2r=_r2r_cfg)
 def r2r_stage(cfg, run):
     "Reveal-to-Revise: `results/r2r.json`, the per-round plot; returns before/after per method."
     from xaimm_nb.fairness.r2r import run_r2r
     rc = from_dict(_r2r_cfg(), {'seed': cfg.seed, 'device': cfg.device, **cfg.r2r}, 'r2r')
-    res = run_r2r(rc, run)
+    res = run_r2r(rc, run, None if _is_synth(cfg) else data_splits(cfg))
     return dict(base=res['methods'][next(iter(res['methods']))]['before'] if res['methods'] else {},
                 methods={m: dict(after=d['after'], better=d['better'], helped=d['helped'], final_round=d['final_round'])
-                         for m, d in res['methods'].items()})
+                         for m, d in res['methods'].items()},
+                **{k: res[k] for k in ('data', 'skipped') if k in res})

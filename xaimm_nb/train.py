@@ -6,32 +6,37 @@ Docs: https://xaimm.github.io/xaimm_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #a8440885
 from __future__ import annotations
-import random, time
-from dataclasses import dataclass
+import random, time, warnings
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, matplotlib.pyplot as plt
 from torch import Tensor
 from fastcore.basics import noop
-from fastai.learner import Learner, Metric, Recorder
-from fastai.callback.core import Callback, CancelEpochException
-from fastai.callback.progress import ProgressCallback
-from fastai.callback.schedule import fit_one_cycle
-from fastai.data.core import DataLoaders
-from fastai.optimizer import OptimWrapper
-from .core import (IN_TEST, RunDir, from_dict, to_dict, get_device, set_seed, save_state, load_state, save_json,
-                           load_json, save_fig)
+with warnings.catch_warnings():  # fastai.layers applies the deprecated `torch.jit.script` at import: 4 FutureWarnings
+    warnings.filterwarnings('ignore', r'`torch\.jit\.script` is deprecated', FutureWarning)
+    from fastai.learner import Learner, Metric, Recorder
+    from fastai.callback.core import Callback, CancelEpochException
+    from fastai.callback.progress import ProgressCallback
+    from fastai.callback.schedule import fit_one_cycle
+    from fastai.data.core import DataLoaders
+    from fastai.optimizer import OptimWrapper
+from .core import (IN_TEST, RunDir, ConfigError, from_dict, to_dict, get_device, set_seed, save_state,
+                           load_state, save_json, load_json, save_fig, load_into, PosInt, PosFloat, NonNegFloat, Prob,
+                           Seed)
 from .metrics import accuracy, macro_f1, worst_group_accuracy, confusion
 from .fairness import r_bias, delta_bias
 from .explain.core import model_call
 from .models.encoders import freeze
 from .models.fusion import ModelConfig
 from .data.synth import SynthConfig, SynthMM
-from .data.core import get_tokenizer, synth_dataloaders, synth_datasets
+from .data.core import MMDataset, get_tokenizer, mm_dataloaders, synth_dataloaders, synth_datasets
+from .data.sources import data_config, load_splits
 
 # %% auto #0
 __all__ = ['SCORES', 'BiasLoss', 'scores', 'GroupMetric', 'CheckpointCallback', 'MetricsJSONCallback', 'TensorBoardScalars',
-           'mm_learner', 'predict', 'evaluate', 'TrainConfig', 'plot_confusion', 'show_predictions', 'train_classifier']
+           'tensorboard_scalars', 'mm_learner', 'wandb_callback', 'predict', 'evaluate', 'TrainConfig',
+           'plot_confusion', 'show_predictions', 'model_config', 'build_classifier', 'train_classifier']
 
 # %% ../nbs/06_train.ipynb #dfa5986e
 class BiasLoss:
@@ -115,7 +120,8 @@ class CheckpointCallback(Callback):
         if st.get('n_epoch') != self.n_epoch:
             raise ValueError(f"{f}: written by a run of {st.get('n_epoch')} epochs, this one asks for {self.n_epoch}; "
                              "train into a new run directory (or delete the checkpoint / pass resume=False)")
-        self.model.load_state_dict(st['model']); self.opt.load_state_dict(st['opt'])
+        load_into(self.model, st['model'], f, "train into a new run directory, or pass resume=False to start afresh")
+        self.opt.load_state_dict(st['opt'])
         self.learn.train_iter, self.best, self.best_epoch, self.start = st['train_iter'], st['best'], st['best_epoch'], st['epoch'] + 1
         self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = st['smooth']
         _set_rng_state(st['rng'], self.dls)
@@ -166,18 +172,27 @@ class MetricsJSONCallback(Callback):
 # %% ../nbs/06_train.ipynb #9b63219e
 class TensorBoardScalars(Callback):
     "TensorBoard scalars: smoothed training loss and learning rate per step, validation loss and metrics per epoch."
-    order = Recorder.order + 1
-    def __init__(self, log_dir): self.log_dir = Path(log_dir) # event-file folder (a run's `tensorboard/`)
+    order = CheckpointCallback.order + 1  # before_fit after the checkpoint's: a resumed fit knows its step
+    def __init__(self, log_dir): self.log_dir, self.w = Path(log_dir), None # event-file folder (a run's `tensorboard/`)
     def before_fit(self):
         from torch.utils.tensorboard import SummaryWriter
-        self.w = SummaryWriter(str(self.log_dir))
+        # one stream per folder: events of an earlier (killed) fit from our first step on are hidden (see below)
+        self.w = SummaryWriter(str(self.log_dir), purge_step=self.train_iter + 1)
     def after_batch(self):
         if not self.training: return
         self.w.add_scalar('train/loss', float(self.smooth_loss), self.train_iter)
         self.w.add_scalar('train/lr', float(self.opt.hypers[-1]['lr']), self.train_iter)
     def after_epoch(self):
-        for k, v in zip(self.recorder.metric_names[1:], self.learn.final_record): self.w.add_scalar(f'valid/{k}', float(v), self.train_iter)
-    def after_fit(self): self.w.close()
+        for k, v in zip(self.recorder.metric_names[1:], self.learn.final_record):
+            self.w.add_scalar(f'valid/{k}', float(v), self.train_iter)
+    def after_fit(self):
+        if self.w: self.w.close()
+
+def tensorboard_scalars(log_dir)->dict: # an event-file folder, e.g. a run's `tensorboard/`
+    "The scalars TensorBoard shows for `log_dir` (every event file, restarts purged): {tag: [(step, value), ...]}."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(log_dir), size_guidance={'scalars': 0}); ea.Reload()  # 0: keep every value
+    return {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in ea.Tags()['scalars']}
 
 # %% ../nbs/06_train.ipynb #e81c5acf
 def mm_learner(dls:DataLoaders, # n_inp = 3: (images, input_ids, attention_mask); targets (y, protected)
@@ -194,6 +209,31 @@ def mm_learner(dls:DataLoaders, # n_inp = 3: (images, input_ids, attention_mask)
                     lr=lr, wd=wd, metrics=[GroupMetric(n) for n in SCORES] if metrics is None else metrics, cbs=cbs)
     if not progress: learn.remove_cb(ProgressCallback); learn.logger = noop
     return learn
+
+# %% ../nbs/06_train.ipynb #fc59b007
+def wandb_callback(run_dir, # the run's folder: W&B keeps its files in `run_dir/wandb`
+                   config:dict|None=None, # the run config, stored as the W&B run's config
+                   **kwargs): # more `WandbCallback` arguments, e.g. log='gradients'
+    "fastai's `WandbCallback` on a new W&B run (or the active one); `finish(summary)` stores final scores, closes it."
+    import os
+    try:
+        import wandb
+        from fastai.callback.wandb import WandbCallback
+    except ImportError: raise ImportError("train.wandb needs Weights & Biases: pip install 'xaimm-nb[wandb]' (and "
+                                          "`wandb login`, or WANDB_MODE=offline to log without an account)") from None
+    class Wandb(WandbCallback):
+        def before_fit(self):
+            self.learn.gather_args = dict  # the run config is the W&B config; fastai 2.8.12 fails at its own (#4173)
+            super().before_fit()
+        def finish(self, summary:dict|None=None): # e.g. the test scores
+            if summary: self.wb.summary.update(summary)
+            if self.own: self.wb.finish()
+    own = wandb.run is None
+    run = wandb.run or wandb.init(project=os.environ.get('WANDB_PROJECT', 'xaimm'), dir=str(run_dir),
+                                  name=Path(run_dir).name, config=config)
+    cb = Wandb(log_preds=False, **kwargs)  # log_preds samples through `dls.test_dl`, which multimodal data lacks
+    cb.wb, cb.own = run, own
+    return cb
 
 # %% ../nbs/06_train.ipynb #6389d741
 _KEYS = ('images', 'input_ids', 'attention_mask', 'y', 'protected')
@@ -227,21 +267,22 @@ def evaluate(model:nn.Module, # the classifier
 @dataclass
 class TrainConfig:
     "The `train:` section of a run config."
-    epochs:int=5 # passes over the training split
-    lr:float=2e-3 # peak learning rate of the one-cycle schedule
-    wd:float=1e-2 # AdamW weight decay
-    bs:int=64 # training batch size
-    lam_bias:float=0. # λ of the R_bias penalty
+    epochs:PosInt=5 # passes over the training split
+    lr:PosFloat=2e-3 # peak learning rate of the one-cycle schedule
+    wd:NonNegFloat=1e-2 # AdamW weight decay
+    bs:PosInt=64 # training batch size
+    lam_bias:NonNegFloat=0. # λ of the R_bias penalty
     freeze_image:str='but_last' # image backbone: 'none', 'all' or 'but_last' (train only its last stage)
     freeze_text:str='all' # text backbone: 'none', 'all' or 'but_last'
-    size:int|None=None # image side the model reads (None: the preset's); SynthMM images are resized to it
-    pct_start:float=.25 # warm-up fraction of the schedule
+    size:PosInt|None=None # image side the model reads (None: the preset's); SynthMM images are resized to it
+    pct_start:Prob=.25 # warm-up fraction of the schedule
     monitor:str='accuracy' # validation metric that picks best.pt
-    seed:int|None=None # None: the run's seed
+    seed:Seed|None=None # None: the run's seed
     device:str|None=None # None: the run's device
     resume:bool=True # continue from models/last.pt when present
     progress:bool=True # progress bars and the epoch table
-    n_show:int=12 # test samples in visualizations/predictions.png
+    wandb:bool=False # also log to Weights & Biases (fastai's WandbCallback; pip install 'xaimm-nb[wandb]')
+    n_show:PosInt=12 # test samples in visualizations/predictions.png
 
     def __post_init__(self):
         for k in ('freeze_image', 'freeze_text'):
@@ -261,55 +302,84 @@ def plot_confusion(cm:Tensor, classes, title=''):
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title, fontsize=8)
     return fig
 
-def show_predictions(src:SynthMM, # the raw split (images, captions)
+def show_predictions(src, # the raw split: any source (SynthMM, `TableSource`, ...) with `classes`
                      preds:Tensor, # predicted labels of its first samples
                      n:int=12, ncols:int=6):
-    "First `n` samples with caption, prediction and label (red title = wrong)."
+    "First `n` samples with caption, predicted and true class name (red title = wrong)."
     n = min(n, len(preds), len(src)); nr = -(-n // ncols)
-    fig, axs = plt.subplots(nr, ncols, figsize=(1.8*ncols, 2.1*nr), dpi=72, squeeze=False)
+    name = lambda k: str(src.classes[k])[:24] if getattr(src, 'classes', None) else str(k)
+    fig, axs = plt.subplots(nr, ncols, figsize=(1.8*ncols, 2.3*nr), dpi=72, squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
         if i >= n: continue
-        d = src[i]; ax.imshow(d['image'])
-        ax.set_title(f"pred {int(preds[i])} / true {d['y']}\n{d['caption'][:34]}", fontsize=6, color='k' if preds[i] == d['y'] else 'r')
+        d, p = src[i], int(preds[i]); ax.imshow(d['image'])
+        ax.set_title(f"pred {name(p)}\ntrue {name(d['y'])}\n{d['caption'][:34]}", fontsize=6,
+                     color='k' if p == d['y'] else 'r')
     fig.tight_layout()
     return fig
 
 def _section(d, name, cls):
     return from_dict(cls, d.get(name) or {}, name)
 
-def train_classifier(cfg, # run config: dict or dataclass with `data` (SynthConfig), `model`, `train` sections, `seed`, `device`
+def model_config(d:dict|None, # the `model:` section
+                 modalities=('image', 'text')): # the inputs the data has (a source's `modalities`)
+    "The `model:` section as `ModelConfig` whose `mode` fits the data: text-/image-only data set an unset mode."
+    mc, ms = _section({'model': d}, 'model', ModelConfig), tuple(modalities)
+    if len(ms) != 1 or mc.mode == ms[0]: return mc
+    if 'mode' not in (d or {}): return replace(mc, mode=ms[0])
+    miss = ({'image', 'text'} - set(ms)).pop()
+    raise ConfigError(f"model.mode={mc.mode!r}, but the data has no {miss} column ({ms[0]}-only data); set model.mode: "
+                      f"{ms[0]} (or leave model.mode out)")
+
+def build_classifier(d:dict, # a run config dict: its `model`, `train` and `data` sections
+                     src): # the training split: its `classes` and `modalities`
+    "The configured classifier for `src`: one output per class (`.classes` names them), the tower(s) its data has."
+    mc = model_config(d.get('model'), getattr(src, 'modalities', ('image', 'text')))
+    tc = _section(d, 'train', TrainConfig)
+    size = tc.size or getattr(data_config(d.get('data')), 'image_size', None)  # train.size, else data.image_size
+    model = mc.build(len(src.classes), **({} if size is None else dict(size=size)))
+    model.classes = list(src.classes)
+    return model
+
+def train_classifier(cfg, # run config: dict or dataclass with `data`, `model`, `train` sections, `seed`, `device`
                      run_dir, # a `RunDir` or a folder
-                     cbs=()): # extra fastai callbacks
-    "Train the configured classifier on SynthMM, evaluate test/conflict; write models/, results/metrics.json, visualizations/."
+                     cbs=(), # extra fastai callbacks
+                     splits:dict|None=None): # `load_splits` of the config's data done already (default: done here)
+    "Train the configured classifier on the config's data; evaluate test (and SynthMM's conflict); write the run dir."
     d = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    dc, mc, tc = _section(d, 'data', SynthConfig), _section(d, 'model', ModelConfig), _section(d, 'train', TrainConfig)
+    dc, tc = data_config(d.get('data')), _section(d, 'train', TrainConfig)
     seed, dev = d.get('seed', 0) if tc.seed is None else tc.seed, get_device(tc.device or d.get('device'))
+    sp = splits or load_splits(dc, d.get('seed', 0))  # bad data stops here, before the run directory is written
+    model_config(d.get('model'), getattr(sp['train'], 'modalities', ('image', 'text')))  # so does a contradicting mode
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, config=d, seed=seed, device=dev)
     set_seed(seed, deterministic=True)
-    model = mc.build(dc.n_classes, **({} if tc.size is None else dict(size=tc.size)))
-    size = model.preset['size']
+    model = build_classifier(d, sp['train'])
+    size, classes = model.preset['size'], model.classes
     for enc, mode in ((model.image_encoder, tc.freeze_image), (model.text_encoder, tc.freeze_text)):
         if mode != 'none': freeze(enc, mode)
     tok, stats = get_tokenizer(model.preset['tokenizer'], pad_to='longest'), dict(mean=model.preset['mean'], std=model.preset['std'])
-    dls = synth_dataloaders(dc, tok, size, tc.bs, seed=seed, device=dev, **stats)
+    dls = mm_dataloaders(sp['train'], sp['valid'], tc.bs, tok, size, seed=seed, device=dev, **stats)
+    n_groups = getattr(dc, 'n_groups', None) or len(sp['train'].groups)
     mj = MetricsJSONCallback(run.results/'metrics.json', 'train')
-    learn = mm_learner(dls, model, tc.lam_bias, dc.n_groups, tc.lr, tc.wd, progress=tc.progress and not IN_TEST,
+    wb = [wandb_callback(run.path, d)] if tc.wandb else []
+    learn = mm_learner(dls, model, tc.lam_bias, n_groups, tc.lr, tc.wd, progress=tc.progress and not IN_TEST,
                        cbs=[CheckpointCallback(run.models, tc.monitor, tc.resume), mj,
-                            TensorBoardScalars(run.path/'tensorboard'), *cbs])
+                            TensorBoardScalars(run.path/'tensorboard'), *wb, *cbs])
     t0 = time.time()
     learn.fit_one_cycle(tc.epochs, tc.lr, pct_start=tc.pct_start)
-    ds = synth_datasets(dc, tok, size, splits=('test', 'conflict'), **stats)
     res = {}
-    for sp, data in ds.items():
-        z, y, s = predict(model, data)
-        res[sp] = dict(n=len(y), **scores(z, y, s, dc.n_classes))
-        src = SynthMM(dc, sp)
-        save_fig(plot_confusion(confusion(z, y, dc.n_classes), src.classes, f"{sp}: accuracy {res[sp]['accuracy']:.3f}"), run.visualizations/f'confusion_{sp}.png', dpi=72)
-        if sp == 'test': save_fig(show_predictions(src, z.argmax(1), tc.n_show), run.visualizations/'predictions_test.png', dpi=72)
+    for k in ('test', 'conflict'):  # SynthMM's bias-conflicting split too
+        if k not in sp: continue
+        z, y, s = predict(model, MMDataset(sp[k], tok, size, **stats))
+        res[k] = dict(n=len(y), **scores(z, y, s, len(classes)))
+        save_fig(plot_confusion(confusion(z, y, len(classes)), classes, f"{k}: accuracy {res[k]['accuracy']:.3f}"),
+                 run.visualizations/f'confusion_{k}.png', dpi=72)
+        if k == 'test':
+            save_fig(show_predictions(sp[k], z.argmax(1), tc.n_show), run.visualizations/'predictions_test.png', dpi=72)
     cb = learn.checkpoint
-    out = dict(test=res['test'], conflict=res['conflict'], valid={k: v for k, v in mj.hist[-1].items() if k not in ('epoch', 'lr', 'seconds')},
+    out = dict(**res, valid={k: v for k, v in mj.hist[-1].items() if k not in ('epoch', 'lr', 'seconds')},
                best_epoch=cb.best_epoch, epochs=tc.epochs, fit_seconds=round(time.time() - t0, 1),
                n_params=sum(p.numel() for p in model.parameters()), n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
     mj.update(**out)
+    for cb in wb: cb.finish(out)
     return dict(out, history=mj.hist)

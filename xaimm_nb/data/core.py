@@ -152,12 +152,12 @@ class MMDataset(torch.utils.data.Dataset):
     def __repr__(self): return f"MMDataset({self.src!r}, n={len(self)}, size={self.size}, tokenizer={self.tok!r})"
 
     def _tokens(self, i, d):
-        "Token ids and role ids [T] of position `i` (item `d`), tokenised once."
+        "Token ids and role ids [T] and the tokens' word_ids of position `i` (item `d`), tokenised once."
         if i not in self._text:
             w, r = d.get('words'), d.get('word_roles')
             e = self.tok([w or d['caption']], is_split_into_words=bool(w), padding='longest')
             gt = [0 if j is None or r is None else ROLES.index(r[j]) for j in e.word_ids(0)]
-            self._text[i] = e['input_ids'][0], torch.tensor(gt)
+            self._text[i] = e['input_ids'][0], torch.tensor(gt), list(e.word_ids(0))
         return self._text[i]
 
     def _image(self, im):
@@ -183,7 +183,7 @@ class MMDataset(torch.utils.data.Dataset):
                 torch.stack(y), torch.stack(s))
 
     def batch(self, idxs):
-        "Samples `idxs` for explanations: inputs, targets, raw images, captions, tokens, masks, token ground truth, `classes`."
+        "Samples `idxs` for explanations: inputs, targets, raw images, captions, tokens, word_ids, masks, token_gt, `classes`."
         idxs = [int(i) for i in idxs]; ds = [self.src[self.idxs[i]] for i in idxs]
         x = torch.stack([self._image(d['image']) for d in ds])
         tk = [self._tokens(i, d) for i, d in zip(idxs, ds)]
@@ -194,6 +194,7 @@ class MMDataset(torch.utils.data.Dataset):
                  y=torch.tensor([int(d['y']) for d in ds]), protected=torch.tensor([int(d['s']) for d in ds]),
                  raw=x.mul(255).round().byte().permute(0, 2, 3, 1), captions=[d['caption'] for d in ds],
                  tokens=[self.tok.convert_ids_to_tokens(o.tolist()) for o in ids],
+                 word_ids=[t[2] + [None] * (ids.shape[1] - len(t[2])) for t in tk],  # None: special or pad
                  masks={k: rs([d['masks'][k] for d in ds]) for k in mk}, token_gt=self._pad([t[1] for t in tk]))
         if all('a' in d for d in ds): b['artefact'] = torch.tensor([int(d['a']) for d in ds])
         if self.classes is not None: b['classes'] = tuple(self.classes)  # a tuple: one per batch, not per sample

@@ -15,7 +15,7 @@ from ..core import (get_device, save_state, load_state, save_json, save_fig, ato
 from ..models.dual import DualConfig, build_dual, dual_data, train_dual, retrieval_recall
 from .core import methods as registered
 from ..metrics import summarize
-from ..metrics.xai import xai_table, plot_xai_table
+from ..metrics.xai import xai_table, xai_ci, xai_report, plot_xai_table
 from ..viz import explanation_grid
 
 # %% auto #0
@@ -88,7 +88,8 @@ def dual_benchmark(cfg:DualBenchConfig|None=None, # settings (default `DualBench
     tab, per, exps = xai_table(model, b, cfg.methods, cfg.bs, image_mask=cfg.image_mask, seed=cfg.seed,
                                progress=cfg.progress, verbose=cfg.verbose)
     secs = time.perf_counter() - t
-    out = dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, table=tab.to_dict('index'),
+    tab = xai_ci(tab, per, seed=cfg.seed)  # 95 % bootstrap intervals; `table`, `ci`, `uninformative` below
+    out = dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, **xai_report(tab),
                train_seconds=train_s, explain_seconds=secs)
     if root is not None:
         save_json(root/'results'/'dual_xai.json', dict(n=n, recall=rec, final_loss=hist[-1], methods=cfg.methods, dual=to_dict(cfg.dual),

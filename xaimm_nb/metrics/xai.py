@@ -10,12 +10,14 @@ import time
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from torch import Tensor
+from ..core import progress as _progress, show_progress
 from ..explain.core import Explanation, explain, model_call, folded_bn, fixed_tower, tower_rows
 from ..explain.attention import _is_dual
-from . import pointing_game, iou_xai, perturbation_auc, confidence_change
+from . import pointing_game, iou_xai, perturbation_auc, confidence_change, summarize
 
 # %% auto #0
-__all__ = ['score_fn', 'random_explanation', 'xai_scores', 'explain_batched', 'xai_table', 'plot_xai_table']
+__all__ = ['FAMILIES', 'score_fn', 'random_explanation', 'xai_scores', 'explain_batched', 'xai_table', 'score_columns', 'xai_ci',
+           'uninformative', 'xai_rank', 'best_per_family', 'xai_report', 'plot_xai_table']
 
 # %% ../../nbs/11b_metrics.xai.ipynb #666693ca
 _INPUTS = ('images', 'input_ids', 'attention_mask')
@@ -71,17 +73,20 @@ def xai_scores(model:nn.Module, # the explained model
                e:Explanation, # the explanation to score
                image_mask:str='object', # which of `batch['masks']` is the image ground truth
                f=None, # scoring callable (default `score_fn(model)`); it runs with `model`'s batch norms folded
-               iou_threshold:float=.5): # `iou_xai` binarises at this fraction of each map's maximum
+               iou_threshold:float=.5, # `iou_xai` binarises at this fraction of each map's maximum
+               progress:bool|None=None): # a bar over the modalities scored; None: `core.show_progress` decides
     "Per-sample quality of `e` for each modality it explains: `{'image/pointing': [B], 'text/auc_pos': [B], ...}`."
     f, b = f or score_fn(model, fold_bn=False), _cpu(batch)  # folded below, once
+    reads = {'image': ('image',), 'text': ('text',)}.get(getattr(model, 'mode', None), ('image', 'text'))
     t = None if _is_dual(model) or e.target is None else e.target.cpu()
     r = {}
     with folded_bn(model):  # once for its ~40 scoring calls: a fold per call (fx trace + weight copies) cost ~20 ms each
-        for mod, m in (('image', e.image), ('text', e.text)):
-            if m is None: continue
+        maps = [(mod, m) for mod, m in (('image', e.image), ('text', e.text))
+                if m is not None and mod in reads]  # a single-tower model's maps of the input it ignores say nothing
+        for mod, m in _progress(maps, desc=f'scoring {e.method}', show=progress):
             m = m.detach().float().cpu()
             gt = batch.get('masks', {}).get(image_mask) if mod == 'image' else batch.get('token_gt')
-            if gt is not None:
+            if gt is not None and gt.any():  # no ground truth in the whole batch (no masks/rationales): no such metric
                 gt = gt.cpu().bool()
                 if gt.shape != m.shape: raise ValueError(f"{mod} ground truth has shape {tuple(gt.shape)} but the {mod} maps {tuple(m.shape)}; they must match")
                 r[f'{mod}/pointing'], r[f'{mod}/iou'] = pointing_game(m, gt), iou_xai(m, gt, value=iou_threshold)
@@ -93,11 +98,11 @@ def xai_scores(model:nn.Module, # the explained model
 
 # %% ../../nbs/11b_metrics.xai.ipynb #9d64a936
 def _rows(b, i, j):
-    "Samples i..j of a batch dict (tensors, lists and the masks dict)."
+    "Samples i..j of a batch dict (tensors, lists and the masks dict; tuples, e.g. `classes`, are per batch)."
     out = {}
     for k, v in b.items():
         if isinstance(v, dict): out[k] = {kk: vv[i:j] for kk, vv in v.items()}
-        elif isinstance(v, (Tensor, list, tuple)): out[k] = v[i:j]
+        elif isinstance(v, (Tensor, list)): out[k] = v[i:j]
         else: out[k] = v
     return out
 
@@ -108,10 +113,10 @@ def _cat(parts):
     return Explanation(image=cat('image'), text=cat('text'), tokens=sum([p.tokens or [] for p in parts], []) or None,
                        method=e.method, target=cat('target'), meta={k: v for k, v in e.meta.items() if not isinstance(v, Tensor)})
 
-def explain_batched(model:nn.Module, batch:dict, method:str, bs:int=16, target='pred', **opts):
+def explain_batched(model:nn.Module, batch:dict, method:str, bs:int=16, target='pred', progress:bool|None=None, **opts):
     "`explain` over `batch` in chunks of `bs` samples, concatenated into one `Explanation` on the CPU."
     n = len(batch['images'] if 'images' in batch else batch['input_ids'])
-    return _cat([explain(model, _rows(batch, i, i+bs), method, target, **opts) for i in range(0, n, bs)])
+    return _cat([explain(model, _rows(batch, i, i+bs), method, target, progress, **opts) for i in range(0, n, bs)])
 
 def xai_table(model:nn.Module, # the model to explain
               batch:dict, # samples with ground truth (e.g. `MMDataset.batch`)
@@ -120,51 +125,138 @@ def xai_table(model:nn.Module, # the model to explain
               random_baseline:bool=True, # add the `random` row
               image_mask:str='object', # see `xai_scores`
               seed:int=0, # seeds the random baseline
-              progress:bool=False, # print each method's time as it finishes
+              progress:bool|None=None, # bars over the methods (and their passes) and scoring (see `core.progress`)
+              verbose:bool=False, # where no bar is drawn (a pipe, a log), print each method's time as it finishes
               skip:dict|None=None): # pass a dict to skip methods that fail on this model (it receives name -> error) instead of raising
     "(table of mean scores per method, {method: per-sample scores}, {method: Explanation})."
     methods = {m: {} for m in methods} if not isinstance(methods, dict) else methods
     model.eval()
     target = 'pair' if _is_dual(model) else 'pred'
-    exps, per, secs = {}, {}, {}
-    for name, opts in methods.items():
+    exps, per, secs, say = {}, {}, {}, verbose and not show_progress(progress)
+    for name, opts in _progress(list(methods.items()), desc='xai_table: explain', show=progress):
         t0 = time.perf_counter()
-        try: exps[name] = explain_batched(model, batch, name, bs, target, **(opts or {}))
+        try: exps[name] = explain_batched(model, batch, name, bs, target, progress, **(opts or {}))
         except (ValueError, TypeError, RuntimeError) as e:
             if skip is None: raise
             skip[name] = f"{type(e).__name__}: {e}"
-            if progress: print(f"{name}: skipped ({skip[name][:120]})", flush=True)
+            if say: print(f"{name}: skipped ({skip[name][:120]})", flush=True)
             continue
         secs[name] = (time.perf_counter() - t0) / len(exps[name].target)
-        if progress: print(f"{name}: {secs[name]:.3f} s/sample", flush=True)
+        if say: print(f"{name}: {secs[name]:.3f} s/sample", flush=True)
     if random_baseline:
         e = random_explanation(_rows(batch, 0, None), seed=seed)
         has = lambda k: any(getattr(x, k) is not None for x in exps.values())
         e.image, e.text = (e.image if has('image') else None), (e.text if has('text') else None)
         e.target = next(iter(exps.values())).target if exps else None
         exps['random'], secs['random'] = e, 0.
-    for name, e in exps.items(): per[name] = xai_scores(model, batch, e, image_mask)
-    rows = {n: {**{k: float(np.nanmean(v.numpy())) if (~v.isnan()).any() else float('nan') for k, v in p.items()}, 's/sample': secs[n]}
-            for n, p in per.items()}
+    for name, e in _progress(list(exps.items()), desc='xai_table: score', show=progress):
+        per[name] = xai_scores(model, batch, e, image_mask, progress=False)
+    # `summarize`'s float64 means: the per-sample summaries saved beside this table (`dual_xai.json`, `xai_metrics.json`)
+    # go through the same function, so both agree to the last bit on any CPU (a float32 mean rounds differently)
+    rows = {n: {**(summarize(p)['mean'].to_dict() if p else {}), 's/sample': secs[n]} for n, p in per.items()}
     return pd.DataFrame.from_dict(rows, orient='index'), per, exps
 
-# %% ../../nbs/11b_metrics.xai.ipynb #af5a8527
+# %% ../../nbs/11b_metrics.xai.ipynb #f7ef8367
 _BETTER = dict(pointing=1, iou=1, auc_pos=-1, auc_neg=1, conf_drop=-1, conf_increase=1)
 
-def plot_xai_table(table:pd.DataFrame, # `xai_table(...)[0]`
+def score_columns(table:pd.DataFrame)->list:
+    "The score columns of an `xai_table` (not the timings, not `xai_ci`'s `_lo`/`_hi` columns), in order."
+    return [c for c in table.columns if c.split('/')[-1] in _BETTER]
+
+def xai_ci(table:pd.DataFrame, # `xai_table(...)[0]`
+           per:dict, # `xai_table(...)[1]`: method -> metric -> per-sample scores
+           n_boot:int=1000, # bootstrap resamples
+           level:float=.95, # coverage of the interval
+           seed:int=0)->pd.DataFrame: # seeds the resampling
+    "`table` with a percentile bootstrap interval of each mean, in columns `{col}_lo`, `{col}_hi` after `col`."
+    out = {}
+    for c in table.columns:
+        out[c] = table[c]
+        if c not in score_columns(table): continue
+        lo, hi = [], []
+        for m in table.index:
+            v = per.get(m, {}).get(c)
+            v = np.zeros(0) if v is None else torch.as_tensor(v, dtype=torch.float64).cpu().numpy().ravel()
+            v = v[~np.isnan(v)]
+            if not len(v): lo.append(np.nan); hi.append(np.nan); continue
+            i = np.random.default_rng(seed).integers(0, len(v), (n_boot, len(v)))  # the same draws for every method
+            a, b = np.quantile(v[i].mean(1), [(1 - level) / 2, (1 + level) / 2])
+            lo.append(float(a)); hi.append(float(b))
+        out[f'{c}_lo'], out[f'{c}_hi'] = pd.Series(lo, table.index), pd.Series(hi, table.index)
+    return pd.DataFrame(out, index=table.index)
+
+def uninformative(t:pd.DataFrame)->list: # `xai_ci(...)`: the table with intervals, `random` row included
+    "Score columns where random's mean lies inside the interval of the best method: no method told apart from random."
+    if 'random' not in t.index: return []
+    out = []
+    for c in score_columns(t):
+        m, r = t[c].drop('random').dropna(), t.at['random', c]
+        if f'{c}_lo' not in t or m.empty or r != r: continue
+        best = m.idxmax() if _BETTER[c.split('/')[-1]] > 0 else m.idxmin()
+        tol = 1e-9 * max(1., abs(r))  # a saturated column: equal means differ in the last bits
+        if t.at[best, f'{c}_lo'] - tol <= r <= t.at[best, f'{c}_hi'] + tol: out.append(c)
+    return out
+
+# %% ../../nbs/11b_metrics.xai.ipynb #d3cf7f27
+FAMILIES = {'CAM': ('gradcam', 'gradcampp'), 'gradient': ('saliency', 'smoothgrad', 'ig'),
+            'perturbation': ('lime', 'scorecam'), 'attention': ('rollout', 'chefer'),
+            'spectral': ('dsmi', 'dsmi_grad', 'dsmi_grad_attn'), 'bottleneck': ('m2ib',)}
+
+def xai_rank(table:pd.DataFrame, # `xai_table(...)[0]` (or `xai_ci`'s, or the dict the pipeline saves)
+             skip=())->pd.Series: # score columns left out (e.g. `uninformative`'s)
+    "Mean rank of each method (random left out) over the score columns, best first: 1 = the best in every column."
+    t = pd.DataFrame.from_dict(table, orient='index') if isinstance(table, dict) else table
+    t = t.drop(index='random', errors='ignore')
+    r = pd.DataFrame({c: t[c].rank(ascending=_BETTER[c.split('/')[-1]] < 0) for c in score_columns(t) if c not in skip},
+                     index=t.index)
+    return r.mean(1).sort_values(kind='stable')
+
+def best_per_family(table, # as in `xai_rank`
+                    skip=())->dict: # as in `xai_rank`
+    "{family: its best method by `xai_rank`} for the `FAMILIES` with a method in `table` ('other' for the rest)."
+    rank, fam = xai_rank(table, skip), {m: f for f, ms in FAMILIES.items() for m in ms}
+    out = {}
+    for m in rank.index: out.setdefault(fam.get(m, 'other'), m)  # best first: the first of each family wins
+    return {f: out[f] for f in [*FAMILIES, 'other'] if f in out}
+
+def xai_report(t:pd.DataFrame)->dict: # `xai_ci(...)`
+    "JSON-ready `{'table': {method: {col: mean}}, 'ci': {method: {col: [lo, hi]}}, 'uninformative': [col]}`, no NaN."
+    rows = t.to_dict('index')
+    cols = [c for c in t.columns if not (c.endswith(('_lo', '_hi')) and c[:-3] in t)]
+    return dict(table={m: {c: r[c] for c in cols if r[c] == r[c]} for m, r in rows.items()},
+                ci={m: {c: [r[f'{c}_lo'], r[f'{c}_hi']] for c in score_columns(t) if r[c] == r[c] and f'{c}_lo' in r}
+                    for m, r in rows.items()},
+                uninformative=uninformative(t))
+
+# %% ../../nbs/11b_metrics.xai.ipynb #af5a8527
+def plot_xai_table(table:pd.DataFrame, # `xai_table(...)[0]`, or `xai_ci(...)` to show the intervals
                    title:str=''):
-    "Heat table of `xai_table`: each column coloured from worst (light) to best (dark), numbers printed."
-    cols = [c for c in table.columns if c.split('/')[-1] in _BETTER]
+    """Heat table of `xai_table`: each column coloured from worst (light) to best (dark), numbers printed. Given
+    `xai_ci`'s table each mean has its interval under it, and `uninformative` columns are grey, marked '≈ random'."""
+    cols = score_columns(table)
+    ci = bool(cols) and all(f'{c}_lo' in table for c in cols)
+    flags = uninformative(table) if ci else []
     v = table[cols].to_numpy(dtype=float)
     sign = np.array([_BETTER[c.split('/')[-1]] for c in cols])
     lo, hi = np.nanmin(v, 0), np.nanmax(v, 0)
     score = np.where(hi > lo, (v - lo) / np.where(hi > lo, hi - lo, 1), .5)
     score = np.where(sign > 0, score, 1 - score)
-    fig, ax = plt.subplots(figsize=(1 + .9 * len(cols), .6 + .35 * len(table)), dpi=72)
-    ax.imshow(np.nan_to_num(score, nan=0), cmap='Greens', vmin=-.2, vmax=1.2, aspect='auto')
-    for i in range(v.shape[0]):
-        for j in range(v.shape[1]): ax.text(j, i, '–' if np.isnan(v[i, j]) else f"{v[i, j]:.2f}", ha='center', va='center', fontsize=7)
-    ax.set_xticks(range(len(cols)), [c.replace('/', '\n') + ('↑' if s > 0 else '↓') for c, s in zip(cols, sign)], fontsize=7)
+    rgba = plt.get_cmap('Greens')((np.nan_to_num(score, nan=0) + .2) / 1.4)  # as vmin=-.2, vmax=1.2: never black
+    rgba[:, [cols.index(c) for c in flags]] = (.9, .9, .9, 1)
+    fig, ax = plt.subplots(figsize=(1 + (1.2 if ci else .9) * len(cols), .6 + (.5 if ci else .35) * len(table)), dpi=72)
+    ax.imshow(rgba, aspect='auto')
+    f = lambda x: '–' if np.isnan(x) else f"{x:.2f}"
+    for i, m in enumerate(table.index):
+        for j, c in enumerate(cols):
+            s = f(v[i, j])
+            if ci and v[i, j] == v[i, j]: s += f"\n[{f(table.at[m, c + '_lo'])}, {f(table.at[m, c + '_hi'])}]"
+            dark = score[i, j] > .7 and c not in flags
+            ax.text(j, i, s, ha='center', va='center', fontsize=7, linespacing=1.1, color='w' if dark else 'k')
+    head = [c.replace('/', '\n') + ('↑' if d > 0 else '↓') + ('\n≈ random' if c in flags else '')
+            for c, d in zip(cols, sign)]
+    ax.set_xticks(range(len(cols)), head, fontsize=7)
     ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    if ci: ax.set_xlabel("mean [bootstrap interval]" + ("\n≈ random (grey): random maps score inside the best "
+                         "method's interval:\nthe column tells no method from random" if flags else ''), fontsize=7)
     ax.set_title(title, fontsize=9)
     return fig
