@@ -159,3 +159,11 @@ def test_sweep_errors(tmp_path):
     assert sp['objectives'] == {'valid_acc': 'maximize', 'valid_delta_bias': 'minimize'} and sp['params']['train.lr']['log'] is True
     assert sp['stages'] == ['classifier']
     with pytest.raises(ConfigError, match="stages: 'classifier'; give a list"): load_space({'objectives': {'acc': 'max'}, 'params': {'x': {'type': 'int', 'low': 0, 'high': 1}}, 'stages': 'classifier'})
+
+
+def test_fid_short_name_on_your_data():
+    "The ablation tables' `fid` column reads FID on SynthMM's features or, on your own data, on the data's."
+    from xaimm_nb.experiments import flat_metrics
+    assert flat_metrics({'gan': {'fid_data': 3.0}})['fid'] == 3.0
+    assert flat_metrics({'gan': {'fid_synthmm': 2.0}})['fid'] == 2.0
+    assert 'fid' not in flat_metrics({'gan': {}})

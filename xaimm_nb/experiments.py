@@ -65,7 +65,7 @@ def experiment_config(config:str|Path|dict, # run config: a YAML path, a built-i
 METRICS = {'acc': 'classifier.test.accuracy', 'f1': 'classifier.test.macro_f1',
            'worst_group_acc': 'classifier.test.worst_group_acc', 'delta_bias': 'classifier.test.delta_bias',
            'conflict_acc': 'classifier.conflict.accuracy', 'valid_acc': 'classifier.valid.accuracy',
-           'valid_delta_bias': 'classifier.valid.delta_bias', 'fid': 'gan.fid_synthmm',
+           'valid_delta_bias': 'classifier.valid.delta_bias', 'fid': ('gan.fid_synthmm', 'gan.fid_data'),
            'gan_cond_acc': 'gan.conditional_accuracy', 'gan_fd': 'gan.fairness_discrepancy'}
 
 def flat_metrics(m:dict, # nested metrics, e.g. `results/metrics.json`
@@ -75,7 +75,10 @@ def flat_metrics(m:dict, # nested metrics, e.g. `results/metrics.json`
     for k, v in m.items():
         if isinstance(v, dict): out.update(flat_metrics(v, f'{prefix}{k}.'))
         elif isinstance(v, (int, float)) and not isinstance(v, bool): out[f'{prefix}{k}'] = v
-    if not prefix: out.update({a: out[k] for a, k in METRICS.items() if k in out})
+    if not prefix:  # a short name may stand for several keys (FID on SynthMM's or on your data's features): the first present
+        for a, ks in METRICS.items():
+            k = next((k for k in ((ks,) if isinstance(ks, str) else ks) if k in out), None)
+            if k: out[a] = out[k]
     return out
 
 # %% ../nbs/13a_experiments.ipynb #96f60d3e
