@@ -6,7 +6,7 @@ Docs: https://xaimm.github.io/xaimm_nb/viz.html.md"""
 
 # %% ../nbs/12_viz.ipynb #877d5933
 from __future__ import annotations
-import io, html
+import io, html, re, textwrap
 import numpy as np, torch, torch.nn.functional as F
 from torch import Tensor
 import matplotlib.pyplot as plt
@@ -15,7 +15,7 @@ from .core import save_fig
 from .explain.core import explain, model_call, check_batch
 
 # %% auto #0
-__all__ = ['to_rgb', 'overlay', 'show_overlays', 'token_strip', 'token_strip_png', 'explanation_grid', 'Explorer']
+__all__ = ['to_rgb', 'overlay', 'show_overlays', 'merge_pieces', 'token_strip', 'token_strip_png', 'explanation_grid', 'Explorer']
 
 # %% ../nbs/12_viz.ipynb #1154e748
 def _np(v): return v.detach().float().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v)
@@ -47,13 +47,15 @@ def overlay(image, # see `to_rgb`: uint8 [H,W,3] or a (normalised) tensor [3,H,W
     return ((1 - alpha) * rgb + alpha * heat).round().astype(np.uint8)
 
 # %% ../nbs/12_viz.ipynb #314aa43f
+_FS, _DPI = 9, 100  # the figures' text size (points) and dpi: 12.5 px letters, a notebook's own text size
+
 def _base(batch, i):
     "Display image i of a batch: its `raw` uint8 image if present, else the (normalised) model input."
     return batch['raw'][i] if 'raw' in batch else batch['images'][i]
 
 def show_overlays(images, # [B,H,W,3] uint8 / [B,3,H,W] float, or a list of images
                   maps, # [B,h,w] maps (e.g. `Explanation.image`), or a list
-                  titles=None, # one title per image
+                  titles=None, # one title per image (e.g. its class name), wrapped to the panel
                   ncols:int=4, # grid columns
                   alpha:float=.5, cmap:str='jet', # see `overlay`
                   size:float=1.6): # inches per panel
@@ -61,97 +63,116 @@ def show_overlays(images, # [B,H,W,3] uint8 / [B,3,H,W] float, or a list of imag
     n = len(maps)
     if len(images) != n: raise ValueError(f"{len(images)} images but {n} maps; pass one map per image")
     nr = -(-n // ncols)
-    fig, axs = plt.subplots(nr, min(ncols, n), figsize=(size * min(ncols, n), size * nr), dpi=72, squeeze=False)
+    fig, axs = plt.subplots(nr, min(ncols, n), figsize=(size * min(ncols, n), size * nr), dpi=_DPI,
+                            squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
         if i >= n: continue
         ax.imshow(overlay(images[i], maps[i], alpha, cmap))
-        if titles is not None: ax.set_title(titles[i], fontsize=7)
+        if titles is not None: ax.set_title(textwrap.fill(str(titles[i]), int(size * 72 / (.6 * _FS))), fontsize=_FS)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/12_viz.ipynb #c959c06a
-def _scaled(tokens, scores, mask=None):
-    "Tokens and scores kept by `mask`, scores divided by their max |score| and clipped to [0,1]."
+_SPECIALS = re.compile(r'^(\[(CLS|SEP|PAD|MASK|BOS|EOS)\]|</?s>|<pad>|<mask>|<cls>|<sep>|<\|[a-z_]+\|>)$')
+
+def _piece(t:str)->str:
+    "A token's text without its tokenizer's marks (WordPiece '##', SentencePiece '▁', byte-level BPE 'Ġ', CLIP '</w>')."
+    return (t[2:] if t.startswith('##') else t.lstrip('▁Ġ').removesuffix('</w>')) or t
+
+def _words(tokens, scores, mask=None, word_ids=None, specials=False):
+    "[word, summed score, its pieces] for every word shown (see `merge_pieces`)."
     s = _np(scores).astype(np.float64).ravel()
     if len(tokens) != len(s): raise ValueError(f"{len(tokens)} tokens but {len(s)} scores; pass one score per token")
-    k = np.ones(len(s), bool) if mask is None else _np(mask).astype(bool).ravel()
-    toks, s = [t for t, keep in zip(tokens, k) if keep], s[k]
-    m = np.abs(s).max() if len(s) else 0
-    return toks, s, (np.clip(s / m, 0, 1) if m > 0 else np.zeros_like(s))
+    if word_ids is not None and len(word_ids) != len(s):
+        raise ValueError(f"{len(word_ids)} word_ids for {len(s)} tokens; pass the tokenizer's word_ids of this text")
+    keep = np.ones(len(s), bool) if mask is None else _np(mask).astype(bool).ravel()
+    out, last = [], None  # last: the word the previous token belongs to (None: a special or a dropped token)
+    for j, (t, x) in enumerate(zip(tokens, s)):
+        w = j if word_ids is None else word_ids[j]
+        if not keep[j] or (w is None if word_ids is not None else _SPECIALS.match(t)):
+            if keep[j] and specials: out.append([t, x, [t]])
+            last = None; continue
+        if last is not None and (w == last if word_ids is not None else t.startswith('##') and len(t) > 2):
+            out[-1][0] += _piece(t); out[-1][1] += x; out[-1][2].append(t)
+        else: out.append([_piece(t), x, [t]])
+        last = w
+    return out
+
+def merge_pieces(tokens, # token strings, e.g. `batch['tokens'][i]`
+                 scores, # one score per token, e.g. `Explanation.text[i]`
+                 mask=None, # optional [T]: tokens where it is 0 are left out (pads)
+                 word_ids=None, # optional [T]: the tokenizer's word of each token (None: special); default: '##' rule
+                 specials:bool=False): # keep special tokens ([CLS], [SEP], [PAD], <s>, </s>, ...) as words of their own
+    "Words and their scores: the pieces of a word joined, their scores summed; special tokens and pads left out."
+    ws = _words(tokens, scores, mask, word_ids, specials)
+    return [w for w, _, _ in ws], np.array([x for _, x, _ in ws])
+
+# %% ../nbs/12_viz.ipynb #dfef49fb
+def _shade(ws):
+    "Colour values in [0,1] of `_words` output: scores over the strip's largest |score|, negatives clipped to 0."
+    s = np.array([x for _, x, _ in ws], np.float64); m = np.abs(s).max() if len(s) else 0
+    return np.clip(s / m, 0, 1) if m > 0 else np.zeros_like(s)
 
 def _ink(c): return 'white' if .299*c[0] + .587*c[1] + .114*c[2] < .5 else 'black'
+
+def _hint(x, ps): return f"{x:.4g}" + (f" = {' + '.join(ps)}" if len(ps) > 1 else '')
 
 def token_strip(tokens, # token strings
                 scores, # one score per token
                 mask=None, # optional [T] mask: tokens where it is 0 are left out (pads)
+                word_ids=None, # optional [T]: the tokenizer's word of each token (see `merge_pieces`)
+                specials:bool=False, # also show [CLS], [SEP], ... (see `merge_pieces`)
                 cmap:str='Reds'): # matplotlib colormap
-    "Tokens with their scores as background colour, as notebook HTML (hover a token for its score)."
+    "Words with their summed scores as background colour, as notebook HTML (hover a word for its score and pieces)."
     from IPython.display import HTML
-    toks, s, v = _scaled(tokens, scores, mask)
+    ws = _words(tokens, scores, mask, word_ids, specials)
     cm = colormaps[cmap]
-    span = lambda t, x, c: (f'<span title="{x:.4g}" style="background:rgb{tuple(int(255*u) for u in c[:3])};color:{_ink(c)};'
-                            f'padding:1px 3px;margin:1px;border-radius:3px;font-family:monospace">{html.escape(t)}</span>')
-    return HTML('<div style="line-height:1.9">' + ''.join(span(t, x, cm(u)) for t, x, u in zip(toks, s, v)) + '</div>')
+    span = lambda w, x, ps, c: (f'<span title="{html.escape(_hint(x, ps))}" style="background:rgb'
+                                f'{tuple(int(255*u) for u in c[:3])};color:{_ink(c)};padding:1px 4px;margin:1px;'
+                                f'border-radius:3px">{html.escape(w)}</span>')
+    return HTML('<div style="line-height:1.9">' + ''.join(span(*w, cm(u)) for w, u in zip(ws, _shade(ws))) + '</div>')
 
 # %% ../nbs/12_viz.ipynb #ea1d23a8
-def _draw_strip(ax, tokens, scores, mask=None, cmap='Reds', fontsize=7):
-    "Draw the heat-strip into `ax` (axis off), wrapping tokens to the axes width."
+def _lh(r, fs=_FS): return r.points_to_pixels(1.9 * fs)  # pixels from one line of word boxes to the next
+
+def _wrap(ws, width, r, fs=_FS):
+    "Where each word of `ws` goes, wrapped to `width` pixels: [(line, x pixels)], and the number of lines."
+    from matplotlib.font_manager import FontProperties
+    fp, pad, pos, x, n = FontProperties(size=fs), r.points_to_pixels(.3 * fs), [], 0., 0
+    for w, _, _ in ws:
+        tw = r.get_text_width_height_descent(w, fp, ismath=False)[0] + 2 * pad
+        if x > 0 and x + tw > width: x, n = 0., n + 1
+        pos.append((n, x + pad)); x += tw + pad
+    return pos, n + 1 if ws else 0
+
+def _draw_strip(ax, ws, cmap='Reds', fs=_FS):
+    "Draw the words `ws` (from `_words`) into `ax` (axis off) as coloured boxes, wrapped to the axes width."
     ax.axis('off')
-    toks, _, v = _scaled(tokens, scores, mask)
-    r, cm = ax.figure.canvas.get_renderer(), colormaps[cmap]
-    x, y, W, H = 0., 1., ax.bbox.width, ax.bbox.height
-    for t, u in zip(toks, v):
+    r, cm, W, H = ax.figure.canvas.get_renderer(), colormaps[cmap], ax.bbox.width, ax.bbox.height
+    pos, _ = _wrap(ws, W, r, fs)
+    top = r.points_to_pixels(.35 * fs)  # the box's padding above the first line
+    for (w, _, _), (n, x), u in zip(ws, pos, _shade(ws)):
         c = cm(u)
-        txt = ax.text(x, y, t, transform=ax.transAxes, va='top', ha='left', fontsize=fontsize, family='monospace', color=_ink(c),
-                      bbox=dict(boxstyle='round,pad=0.15', fc=c, ec='none'))
-        bb = txt.get_window_extent(r)
-        if x > 0 and x + bb.width / W > 1:
-            x, y = 0., y - 1.6 * bb.height / H; txt.set_position((x, y))
-        x += bb.width / W + .02
+        ax.text(x / W, 1 - (n * _lh(r, fs) + top) / H, w, transform=ax.transAxes, va='top', ha='left', fontsize=fs,
+                color=_ink(c), bbox=dict(boxstyle='round,pad=0.3', fc=c, ec='none'))
 
 def token_strip_png(tokens, # token strings
                     scores, # one score per token
                     path, # the PNG to write (atomically)
                     mask=None, # optional [T] mask: tokens where it is 0 are left out (pads)
+                    word_ids=None, # optional [T]: the tokenizer's word of each token (see `merge_pieces`)
+                    specials:bool=False, # also show [CLS], [SEP], ... (see `merge_pieces`)
                     cmap:str='Reds', # matplotlib colormap
-                    width:float=5.): # figure width in inches
-    "Render the token heat-strip with matplotlib and save it as a PNG; returns the path."
-    fig, ax = plt.subplots(figsize=(width, .5 + .2 * (len(tokens) // 12)), dpi=72)
-    _draw_strip(ax, tokens, scores, mask, cmap)
-    return save_fig(fig, path, dpi=72)
+                    width:float=6.): # figure width in inches
+    "The words' heat-strip of `token_strip` drawn with matplotlib and saved as a PNG; returns the path."
+    ws = _words(tokens, scores, mask, word_ids, specials)
+    fig = plt.figure(figsize=(width, 1), dpi=_DPI); r = fig.canvas.get_renderer()
+    fig.set_size_inches(width, max(1, _wrap(ws, width * _DPI, r)[1]) * _lh(r) / _DPI)
+    _draw_strip(fig.add_axes((0, 0, 1, 1)), ws, cmap)
+    return save_fig(fig, path, dpi=_DPI)
 
 # %% ../nbs/12_viz.ipynb #f2b5a91c
-def _tokens(batch, e, i):
-    ts = (e.tokens if e is not None and e.tokens is not None else None) or batch.get('tokens')
-    return ts[i] if ts is not None else [str(int(t)) for t in batch['input_ids'][i]]
-
-def explanation_grid(batch, # batch dict the explanations were computed on
-                     explanations:dict, # method name -> `Explanation`
-                     n:int=4, # samples (rows): the first n
-                     alpha:float=.5, cmap:str='jet', # see `overlay`
-                     size:float=1.6): # inches per panel
-    "Figure with one row per sample and one column per method (the input first), each caption's heat-strip beneath."
-    if not explanations: raise ValueError("explanations is empty; pass {method: Explanation}, e.g. {'lime': explain(model, batch, 'lime')}")
-    n, names = min(n, len(batch['images'])), list(explanations)
-    fig = plt.figure(figsize=(size * (len(names) + 1), size * 1.45 * n), dpi=72)
-    gs = fig.add_gridspec(2 * n, len(names) + 1, height_ratios=[1, .45] * n, hspace=.08, wspace=.05)
-    mask = batch.get('attention_mask')
-    for i in range(n):
-        ax = fig.add_subplot(gs[2*i, 0]); ax.imshow(to_rgb(_base(batch, i))); ax.axis('off')
-        if 'y' in batch:
-            y = int(batch['y'][i])
-            ax.set_title(f"y={batch['classes'][y][:20] if 'classes' in batch else y}", fontsize=7)
-        for j, k in enumerate(names):
-            e = explanations[k]
-            ax = fig.add_subplot(gs[2*i, j+1]); ax.axis('off')
-            if i == 0: ax.set_title(k, fontsize=8)
-            ax.imshow(overlay(_base(batch, i), e.image[i], alpha, cmap) if e.image is not None else to_rgb(_base(batch, i)))
-            if e.text is not None:
-                _draw_strip(fig.add_subplot(gs[2*i+1, j+1]), _tokens(batch, e, i), e.text[i], None if mask is None else mask[i], fontsize=5)
-    return fig
-
-# %% ../nbs/12_viz.ipynb #51f11e94
 def _sub(b, idx):
     "Rows `idx` of every tensor / list / dict of masks in batch `b`."
     if isinstance(b, dict): return {k: _sub(v, idx) for k, v in b.items()}
@@ -160,10 +181,11 @@ def _sub(b, idx):
     return b
 
 def _upscale(rgb, side:int):
-    "uint8 [H,W,3] scaled (nearest: pixels stay honest) so its longer side is `side`."
+    "uint8 [H,W,3] scaled so its longer side is `side`: nearest when enlarging (pixels stay honest), Lanczos shrinking."
     from PIL import Image
     h, w = rgb.shape[:2]; s = side / max(h, w)
-    return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.NEAREST))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST if s >= 1 else Image.LANCZOS))
 
 def _outline(rgb, mask, color=(255, 255, 255)):
     "`rgb` with the border pixels of boolean `mask` (any size; resized nearest) painted in `color`."
@@ -172,12 +194,104 @@ def _outline(rgb, mask, color=(255, 255, 255)):
     out = rgb.copy(); out[(m & ~inner).numpy()] = color
     return out
 
+def _short(s, n:int=36): return s if len(s) <= n else s[:n - 1] + '…'
+
+def _tokens(batch, e, i):
+    "Token strings of sample i: the explanation's, else the batch's, else the token ids as text."
+    ts = (e.tokens if e is not None and e.tokens is not None else None) or batch.get('tokens')
+    return ts[i] if ts is not None else [str(int(t)) for t in batch['input_ids'][i]]
+
+def _wids(batch, i, T):
+    "The tokenizer's word_ids of sample i when the batch has them for its T tokens, else None (the '##' rule)."
+    w = batch.get('word_ids')
+    return w[i] if w is not None and len(w[i]) == T else None
+
+def _class_names(classes, batch, K):
+    "K class names: `classes`, else the batch's `classes`, else 'class k'."
+    named = classes if classes is not None else batch.get('classes')
+    names = [f'class {k}' for k in range(K)] if named is None else [str(c) for c in named]
+    if len(names) != K:
+        raise ValueError(f"{len(names)} class names for a model with {K} outputs; pass one name per class")
+    return names
+
+def _object(batch, i):
+    "Bool [H,W] ground-truth object of sample i: `masks['object']`, else `box` (x0 y0 x1 y1, image pixels), else None."
+    if 'object' in batch.get('masks', {}): return torch.as_tensor(batch['masks']['object'][i]).bool().cpu()
+    if 'box' not in batch: return None
+    x0, y0, x1, y1 = (round(float(v)) for v in batch['box'][i])
+    m = torch.zeros(tuple(batch['images'].shape[-2:]), dtype=torch.bool); m[y0:y1, x0:x1] = True
+    return m
+
+def _probs(model, batch):
+    "Class probabilities [B,K] of `model` on `batch`, on the CPU."
+    with torch.no_grad(): return model_call(model, check_batch(model, batch)).softmax(-1).float().cpu()
+
+def explanation_grid(batch, # batch dict the explanations were computed on
+                     explanations:dict, # method name -> `Explanation`
+                     n:int=4, # samples (rows): the first n
+                     model=None, # the explained classifier: titles show its prediction and probability
+                     classes=None, # class names in index order; default: the batch's `classes`, else 'class k'
+                     alpha:float=.5, cmap:str='jet', # see `overlay`
+                     size:float=1.8): # inches per panel
+    "One row per sample (true and predicted class, object outlined), one column per method, words' heat-strips below."
+    if not explanations:
+        raise ValueError("explanations is empty; pass {method: Explanation}, "
+                         "e.g. {'lime': explain(model, batch, 'lime')}")
+    n, names = min(n, len(batch['images'])), list(explanations)
+    b = _sub(batch, list(range(n)))
+    p = None if model is None else _probs(model, b)
+    src = classes if classes is not None else batch.get('classes')
+    K = p.shape[1] if p is not None else len(src) if src is not None else int(b['y'].max()) + 1 if 'y' in b else 0
+    cls = [_short(c, 40) for c in _class_names(classes, batch, K)]
+    fig = plt.figure(figsize=(1, 1), dpi=_DPI); r = fig.canvas.get_renderer()
+    side, gap, lh = round(size * _DPI), round(.06 * _DPI), _lh(r)
+    strips = [[_words(_tokens(b, e, i), e.text[i], b.get('attention_mask', [None] * n)[i],
+                      _wids(b, i, len(e.text[i]))) if e.text is not None else None for e in explanations.values()]
+              for i in range(n)]
+    rows = [max([_wrap(w, side, r)[1] for w in s if w is not None], default=0) for s in strips]  # lines per sample
+    head = r.points_to_pixels(1.6 * (_FS + 1))
+    tl = ('y' in b) + (p is not None)  # title lines above each sample: true, predicted
+    tlh = r.points_to_pixels(1.45 * _FS); th = tlh * tl + gap
+    W = (len(names) + 1) * (side + gap)
+    H = head + sum(th + side + gap + (k * lh + gap if k else 0) for k in rows) + r.points_to_pixels(2 * _FS)
+    fig.set_size_inches(W / _DPI, H / _DPI)
+    ax_at = lambda x, y, w, h: fig.add_axes((x / W, 1 - (y + h) / H, w / W, h / H))
+    put = lambda x, y, s, **kw: fig.text(x / W, 1 - y / H, s, **{'va': 'top', 'fontsize': _FS, **kw})
+    for j, k in enumerate(['input'] + names):
+        put(j * (side + gap) + side / 2, 0, k, ha='center', fontsize=_FS + 1, weight='bold')
+    y, outlined = head, False
+    for i in range(n):
+        base, obj = _upscale(to_rgb(_base(b, i)), side), _object(b, i)
+        draw = (lambda rgb: _outline(rgb, obj)) if obj is not None else (lambda rgb: rgb)
+        outlined |= obj is not None
+        t, k = y, None if p is None else int(p[i].argmax())
+        if 'y' in b: put(0, t, f"true: {cls[int(b['y'][i])]}"); t += tlh
+        if p is not None:
+            right = 'y' not in b or k == int(b['y'][i])
+            put(0, t, f"pred: {cls[k]} ({p[i, k]:.2f}) {'✓' if right else '✗'}", color='#070' if right else '#b00',
+                weight='bold')
+        y += th
+        ax = ax_at(0, y, side, side); ax.imshow(draw(base)); ax.axis('off')
+        for j, e in enumerate(explanations.values(), 1):
+            ax = ax_at(j * (side + gap), y, side, side); ax.axis('off')
+            ax.imshow(draw(overlay(base, e.image[i], alpha, cmap) if e.image is not None else base))
+            if p is not None and e.target is not None and int(e.target[i]) != k:  # not the prediction: say which class
+                ax.text(.03, .03, f"explains: {_short(cls[int(e.target[i])], 18)}", transform=ax.transAxes,
+                        clip_on=True, fontsize=_FS - 1,
+                        bbox=dict(boxstyle='round,pad=0.2', fc='white', ec='none', alpha=.85))
+            if strips[i][j - 1] is not None:
+                _draw_strip(ax_at(j * (side + gap), y + side + gap, side, rows[i] * lh), strips[i][j - 1])
+        y += side + gap + (rows[i] * lh + gap if rows[i] else 0)
+    notes = (["white line: the object (ground truth)"] if outlined else []) + \
+            ["words: summed relevance of their tokens, darker = more"] * any(rows)
+    if notes: put(0, y, ';  '.join(notes), color='#555', fontsize=_FS - 1)
+    return fig
+
+# %% ../nbs/12_viz.ipynb #51f11e94
 def _png(rgb):
     from PIL import Image
     buf = io.BytesIO(); Image.fromarray(rgb).save(buf, format='PNG')
     return buf.getvalue()
-
-def _short(s, n:int=36): return s if len(s) <= n else s[:n - 1] + '…'
 
 class Explorer:
     "ipywidgets explorer of a batch: overlay and token strip of the chosen sample, method and target (lazy, cached)."
@@ -192,11 +306,8 @@ class Explorer:
         self.model, self.batch, self.opts, self.cache = model, batch, opts or {}, {}
         self.alpha, self.cmap, self.size = alpha, cmap, size
         with torch.no_grad(): self.probs = p = model_call(model, check_batch(model, batch)).softmax(-1).cpu()
-        K = p.shape[1]
         named = classes if classes is not None else batch.get('classes')
-        self.classes = [f'class {k}' for k in range(K)] if named is None else [str(c) for c in named]
-        if len(self.classes) != K:
-            raise ValueError(f"{len(self.classes)} class names for a model with {K} outputs; pass one name per class")
+        self.classes = _class_names(classes, batch, p.shape[1])
         self.y = batch['y'].tolist() if 'y' in batch else None
         def lab(i):
             k = int(p[i].argmax()); ok = '' if self.y is None else ' ✓' if k == self.y[i] else ' ✗'
@@ -207,7 +318,7 @@ class Explorer:
         self.method = dd('method', list(methods), methods[0], '190px')
         names = [(f"{k}: {_short(c)}" if named is not None else c, k) for k, c in enumerate(self.classes)]
         self.target = dd('target', [('predicted class', 'pred')] + names, 'pred', '340px')
-        self.has_box = 'object' in batch.get('masks', {})
+        self.has_box = _object(batch, 0) is not None
         self.box = W.Checkbox(value=self.has_box, description='object outline', indent=False, style=st,
                               layout=W.Layout(width='130px', display='' if self.has_box else 'none'))
         self.image, self.strip, self.info = W.Image(format='png'), W.HTML(), W.HTML()
@@ -249,7 +360,7 @@ class Explorer:
         "Show the current selection (an error is shown in the info line, not only in the log)."
         i = self.sample.value; b = _sub(self.batch, [i])
         base = _upscale(to_rgb(_base(b, 0)), self.size)
-        if self.has_box and self.box.value: outline = lambda rgb: _outline(rgb, b['masks']['object'][0])
+        if self.has_box and self.box.value: outline = lambda rgb: _outline(rgb, _object(b, 0))
         else: outline = lambda rgb: rgb
         try: e = self.explanation(i, self.method.value, self.target.value)
         except Exception as ex:
@@ -259,8 +370,8 @@ class Explorer:
             return
         shown = overlay(base, e.image[0], self.alpha, self.cmap) if e.image is not None else base
         self.image.value = _png(outline(shown))
-        self.strip.value = (token_strip(_tokens(b, e, 0), e.text[0], b['attention_mask'][0]).data if e.text is not None
-                            else '<i>no token scores</i>')
+        self.strip.value = ('<i>no token scores</i>' if e.text is None else token_strip(
+            _tokens(b, e, 0), e.text[0], b['attention_mask'][0], _wids(b, 0, len(e.text[0]))).data)
         self.info.value = self._describe(i, e)
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
