@@ -25,7 +25,7 @@ def test_configs_found():
     assert {'default.yaml', 'tiny.yaml', 'full.yaml', 'synth224.yaml'} <= {p.name for p in CONFIGS}
 
 def test_full_is_the_real_data_run(tmp_path):
-    "full.yaml: the paper's towers on your data (a COCO layout as its comments say); SynthMM at 224 px is synth224.yaml."
+    "full.yaml: the paper's towers on your data (the COCO layout its comments give); SynthMM at 224 px: synth224.yaml."
     from xaimm_nb.data.sources import DataConfig
     from xaimm_nb.data.synth import SynthConfig
     from xaimm_nb.pipeline import data_splits, section, _data_cfg
@@ -34,11 +34,12 @@ def test_full_is_the_real_data_run(tmp_path):
     cfg = parse_config(dict(_fill_in(d, tmp_path), device='cpu'))
     assert isinstance(section(cfg, 'data', _data_cfg), DataConfig) and 'r2r' not in cfg.stages  # COCO: no artefact
     sp = data_splits(cfg)
-    assert {k: len(v) for k, v in sp.items()} == dict(train=18, valid=2, test=4) and sp['test'].classes == ['cat', 'dog']
+    assert {k: len(v) for k, v in sp.items()} == dict(train=18, valid=2, test=4)
+    assert sp['test'].classes == ['cat', 'dog']
     assert 'object' in sp['test'][0]['masks']  # explanations are scored against the instance masks
     s = load_yaml(CONFIGS[0].parent/'synth224.yaml')
-    assert s['model']['preset'] == 'full' and isinstance(section(parse_config(dict(s, device='cpu')), 'data', _data_cfg),
-                                                          SynthConfig) and s['data']['size'] == 224
+    assert s['model']['preset'] == 'full' and s['data']['size'] == 224
+    assert isinstance(section(parse_config(dict(s, device='cpu')), 'data', _data_cfg), SynthConfig)
 
 def _layers(path):
     "{method: layer} for the explanation methods a config gives a `layer:`."
@@ -100,6 +101,10 @@ def test_every_numeric_config_field_has_a_range(cls):
     ({'dual': {'dual': {'bs': 0}}}, "dual.dual.bs=0: must be an int >= 1"),
     ({'r2r': {'n_classes': 1}}, "r2r.n_classes=1: must be an int in [2, 8]"),
     ({'explain': {'n_show': 0}}, "explain.n_show=0: must be an int >= 1"),
+    ({'device': 'gpu'}, "device='gpu': must be 'auto' (CUDA when present, else the CPU), 'cpu', 'cuda'"),
+    ({'gan': {'device': 'cuda:x'}}, "gan.device='cuda:x': must be 'auto'"),
+    ({'r2r': {'device': 'tpu'}}, "r2r.device='tpu': must be 'auto'"),
+    ({'dual': {'device': ''}}, "dual.device='': must be 'auto'"),
 ])
 def test_tiny_config_refuses_out_of_range_values(override, msg):
     d = load_yaml(CONFIGS[0].parent/'tiny.yaml')
@@ -117,3 +122,17 @@ def test_api_entry_points_validate_before_writing(tmp_path):
     with pytest.raises(ConfigError, match=r"c.yaml: gan.steps=-2: must be an int >= 0"):
         train_wgan_from_config(tmp_path/'c.yaml', tmp_path/'b')
     assert not (tmp_path/'a').exists() and not (tmp_path/'b').exists()
+
+
+def test_device_auto_in_every_section():
+    "Every config with a device field takes 'auto' (the shipped CPU-sized configs' choice), resolved when a run starts."
+    import torch
+    from xaimm_nb.core import get_device
+    with_device = [c for c in _config_classes() if 'device' in {f.name for f in dataclasses.fields(c)}]
+    assert {c.__name__ for c in with_device} >= {'RunConfig', 'TrainConfig', 'WGANConfig', 'DualBenchConfig',
+                                                 'R2RConfig'}
+    for c in with_device: assert from_dict(c, {'device': 'auto'}).device == 'auto'
+    assert RunConfig().device == 'auto'
+    assert {n: load_yaml(CONFIGS[0].parent/f'{n}.yaml')['device'] for n in ('default', 'tiny', 'synth224', 'full')} == \
+        dict(default='auto', tiny='auto', synth224='auto', full='cuda')  # full: a GPU is required at that size
+    assert get_device('auto') == torch.device('cuda' if torch.cuda.is_available() else 'cpu')

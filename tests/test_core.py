@@ -223,3 +223,21 @@ def test_meta_records_what_decides_float_rounding(tmp_path):
     m = load_json(tmp_path/'r'/'meta.json')
     assert m['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
     assert m['threads'] == torch.get_num_threads() and m['cpu']
+
+
+def test_get_device_auto_and_absent_devices(monkeypatch):
+    "'auto' (and None) is CUDA when present, else the CPU, never MPS; a named device that is absent is an error."
+    from xaimm_nb.core import get_device
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    assert get_device('auto') == get_device(None) == torch.device('cuda')
+    assert get_device('cuda:1') == torch.device('cuda:1')
+    with pytest.raises(RuntimeError, match=r"device='cuda:2': this machine has 2 CUDA device\(s\), cuda:0..cuda:1"):
+        get_device('cuda:2')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: True)
+    assert get_device('auto') == torch.device('cpu') and get_device('mps') == torch.device('mps')  # MPS when named
+    with pytest.raises(RuntimeError, match="CUDA is not available here; use device='auto'"): get_device('cuda')
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: False)
+    with pytest.raises(RuntimeError, match="MPS .* is not available here"): get_device('mps')
+    with pytest.raises(ValueError, match="device='gpu' names no device"): get_device('gpu')

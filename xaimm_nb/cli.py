@@ -353,7 +353,7 @@ def init_config(data, # the data: a table, JSONL file, COCO folder, class-subfol
          f"#   xaimm run --config {out}",
          "# Paths are relative to this file's folder. Each choice is explained; edit freely.",
          c("seed: 0", "seeds the splits, the models and every stochastic method"),
-         c("device: cpu", "'cuda' on a GPU machine"),
+         c("device: auto", "CUDA when present, else the CPU; or name one: cpu, cuda, cuda:1, mps"),
          "# synth: pictures and counts of the data; classifier: train + evaluate (accuracy, macro-F1, Δbias and",
          "# worst-group accuracy on the protected column); explain: explanations and their quality; gan: a class-",
          "# conditional WGAN-GP on the images; dual: a CLIP-style dual encoder on the image-caption pairs; r2r:",

@@ -15,10 +15,11 @@ import atexit, weakref
 from filelock import FileLock, Timeout
 
 # %% auto #0
-__all__ = ['IN_TEST', 'PosInt', 'NonNegInt', 'Seed', 'Prob', 'PosFloat', 'NonNegFloat', 'set_seed', 'get_device', 'tune_malloc',
-           'show_progress', 'progress', 'atomic_write', 'save_json', 'load_json', 'load_yaml', 'save_yaml', 'save_fig',
-           'save_state', 'load_state', 'load_into', 'ConfigError', 'Range', 'from_dict', 'to_dict', 'apply_overrides',
-           'load_config', 'RunConfig', 'git_commit', 'package_versions', 'RunLockedError', 'RunLock', 'RunDir']
+__all__ = ['IN_TEST', 'PosInt', 'NonNegInt', 'Seed', 'Prob', 'PosFloat', 'NonNegFloat', 'Device', 'set_seed', 'get_device',
+           'tune_malloc', 'show_progress', 'progress', 'atomic_write', 'save_json', 'load_json', 'load_yaml',
+           'save_yaml', 'save_fig', 'save_state', 'load_state', 'load_into', 'ConfigError', 'Range', 'DeviceName',
+           'from_dict', 'to_dict', 'apply_overrides', 'load_config', 'RunConfig', 'git_commit', 'package_versions',
+           'RunLockedError', 'RunLock', 'RunDir']
 
 # %% ../nbs/00_core.ipynb #7a6df8e3
 IN_TEST = bool(os.environ.get('IN_TEST'))  # True while `nbdev-test` runs a notebook: shrink the work
@@ -36,15 +37,28 @@ def set_seed(seed:int=0, # seeds python, numpy and torch (CPU and CUDA)
     return seed
 
 # %% ../nbs/00_core.ipynb #bdf28fb9
-def get_device(device:str|torch.device|None=None): # 'cpu', 'cuda', 'cuda:1', 'mps' or None for the best available
-    "The requested device, or the best one available; a clear error if it is not there."
-    if device is None:
-        if torch.cuda.is_available(): return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    d = torch.device(device)
-    if d.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f"device={str(device)!r} was requested but CUDA is not available here; use device='cpu' (or leave it unset).")
+_DEVICES = "'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+def _torch_device(v):
+    "`torch.device(v)`, or None when `v` names no device."
+    try: return torch.device(v)
+    except (RuntimeError, TypeError, ValueError): return None
+
+def get_device(device:str|torch.device|None='auto'): # 'auto' (or None), 'cpu', 'cuda', 'cuda:1', 'mps'
+    "The device to run on: 'auto' is CUDA when present, else the CPU; a clear error if the one asked for is not here."
+    if device is None or (isinstance(device, str) and device == 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    d = _torch_device(device)
+    if d is None: raise ValueError(f"device={device!r} names no device; use {_DEVICES}")
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n: raise RuntimeError(f"device={str(device)!r} was requested but CUDA is not available here; "
+                                     "use device='auto' (CUDA when present, else the CPU) or 'cpu'")
+        if d.index is not None and d.index >= n:
+            raise RuntimeError(f"device={str(device)!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    if d.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        raise RuntimeError(f"device={str(device)!r} was requested but MPS (Apple GPUs) is not available here; "
+                           "use device='auto' or 'cpu'")
     return d
 
 # %% ../nbs/00_core.ipynb #8a6df6ef
@@ -269,6 +283,14 @@ Prob = typing.Annotated[float, Range(0, 1)] # probabilities and fractions
 PosFloat = typing.Annotated[float, Range(0, open_lo=True)] # learning rates, temperatures
 NonNegFloat = typing.Annotated[float, Range(0)] # loss weights and decays (0: off)
 
+@dataclass(frozen=True)
+class DeviceName:
+    "The allowed values of a device field (see `Device`); whether the device is present is checked when a run starts."
+    def __contains__(self, v): return v == 'auto' or _torch_device(v) is not None
+    def describe(self, t:type, v=None)->str: return _DEVICES
+
+Device = typing.Annotated[str, DeviceName()] # 'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1', 'mps'
+
 class _OutOfRange(ConfigError): pass
 
 def _type_name(t):
@@ -282,7 +304,7 @@ def _coerce(v, t, path):
     if o is typing.Annotated:
         v = _coerce(v, args[0], path)
         for r in args[1:]:
-            if isinstance(r, Range) and v not in r: raise _OutOfRange(f"{path}={v!r}: must be {r.describe(args[0], v)}")
+            if isinstance(r, (Range, DeviceName)) and v not in r: raise _OutOfRange(f"{path}={v!r}: must be {r.describe(args[0], v)}")
         return v
     if o in (typing.Union, types.UnionType):
         if v is None and type(None) in args: return None
@@ -374,7 +396,7 @@ def load_config(cls, path=None, overrides=()):
 class RunConfig:
     "Top-level settings of a run; the stage sections stay dicts here and are validated by `pipeline.parse_config`."
     seed:Seed=0 # seeds python, numpy and torch before every stage
-    device:str='cpu' # 'cpu', 'cuda', 'cuda:1', ...
+    device:Device='auto' # 'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:1', 'mps'
     stages:list[str]=field(default_factory=lambda: ['synth']) # pipeline stages to run, in order
     data:dict=field(default_factory=dict) # `data.synth.SynthConfig`
     model:dict=field(default_factory=dict) # `models.fusion.ModelConfig`
@@ -467,7 +489,8 @@ class RunDir:
                     python=platform.python_version(), platform=platform.platform(), cpu=_cpu_name(),
                     # what decides float32 summation order: runs match byte for byte only when these do
                     cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(), seed=seed,
-                    device=str(device) if device is not None else None, start=_now(), end=None)
+                    device=None if device is None else str(get_device(device) if device == 'auto' else device),
+                    start=_now(), end=None)
         save_json(self.path/'meta.json', meta)
     models, results, visualizations = (property(lambda s, n=n: s.path/n) for n in ('models', 'results', 'visualizations'))
     def finish(self, **extra):

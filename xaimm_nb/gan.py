@@ -15,7 +15,7 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .core import (set_seed, get_device, atomic_write, save_json, save_fig, save_state, load_state,
                            load_yaml, from_dict, to_dict, ConfigError, RunDir, RunConfig, load_into, Range, PosInt,
-                           NonNegInt, PosFloat, NonNegFloat, Seed, progress as _progress)
+                           NonNegInt, PosFloat, NonNegFloat, Seed, Device, progress as _progress)
 from .models.attention import PAM
 from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_diversity, fairness_discrepancy,
                                   conditional_accuracy)
@@ -361,7 +361,7 @@ class WGANConfig:
     background:str='texture' # 'texture': SynthMM as drawn; 'plain': its background pixels mid grey (see `gan_data`)
     n_train:PosInt|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
     seed:Seed=0 # seed of init, batches and noise
-    device:str|None='cpu' # 'cpu', 'cuda', … ; None: best available
+    device:Device|None='auto' # 'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:1', 'mps'
     progress:bool|None=None # a bar over the steps; None: `core.show_progress` (a terminal or notebook, not tests)
 
     def __post_init__(self):

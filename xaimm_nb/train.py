@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # fastai.layers applies the deprecated `torch.j
     from fastai.optimizer import OptimWrapper
 from .core import (IN_TEST, RunDir, ConfigError, from_dict, to_dict, get_device, set_seed, save_state,
                            load_state, save_json, load_json, save_fig, load_into, PosInt, PosFloat, NonNegFloat, Prob,
-                           Seed)
+                           Seed, Device)
 from .metrics import accuracy, macro_f1, worst_group_accuracy, confusion
 from .fairness import r_bias, delta_bias
 from .explain.core import model_call
@@ -278,7 +278,7 @@ class TrainConfig:
     pct_start:Prob=.25 # warm-up fraction of the schedule
     monitor:str='accuracy' # validation metric that picks best.pt
     seed:Seed|None=None # None: the run's seed
-    device:str|None=None # None: the run's device
+    device:Device|None=None # None: the run's device ('auto': CUDA when present, else the CPU)
     resume:bool=True # continue from models/last.pt when present
     progress:bool=True # progress bars and the epoch table
     wandb:bool=False # also log to Weights & Biases (fastai's WandbCallback; pip install 'xaimm-nb[wandb]')

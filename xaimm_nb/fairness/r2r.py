@@ -24,7 +24,7 @@ from ..explain.cam import cam_layer
 from ..metrics import accuracy, artefact_relevance
 from . import delta_bias
 from ..core import (RunDir, from_dict, to_dict, get_device, set_seed, save_json, save_state, save_fig, Range, ConfigError,
-                           PosInt, NonNegInt, PosFloat, NonNegFloat, Prob, Seed)
+                           PosInt, NonNegInt, PosFloat, NonNegFloat, Prob, Seed, Device)
 from ..core import progress as _progress, show_progress
 from ..data.synth import SynthConfig, SHAPES
 from ..data.core import get_tokenizer, synth_datasets, synth_dataloaders, mm_dataloaders, MMDataset
@@ -300,7 +300,7 @@ class R2RConfig:
     lam_rrr:NonNegFloat=.1 # RRR penalty weight: on the tiny preset's trained model the penalty is 1-10x the
                            # cross-entropy at λ = 1 (Ross et al. size λ so both match); λ = 10 collapsed at seed 0
     seed:Seed=0 # seeds data, model, training and clustering
-    device:str|None=None # 'cpu', 'cuda', ... (None: best available)
+    device:Device|None=None # 'auto'/None: CUDA when present, else the CPU; 'cpu', 'cuda', ...
 
 def _revise(m, meth, rv, cavs, train, cfg, seed):
     "Apply one round of revise method `meth` to model `m` (in place); returns the active P-ClArC CAVs."
