@@ -42,7 +42,8 @@ def parse_config(d:dict, stages=None):
     for s in cfg.stages:
         if s not in _STAGES: raise ConfigError(f"stages: unknown stage {s!r}; available: {', '.join(_STAGES)}")
         for sec, c in _STAGES[s][1].items(): section(cfg, sec, c)
-    get_device(cfg.device)
+    try: get_device(cfg.device)  # a named device this machine lacks: a config error (exit 2), before anything is written
+    except RuntimeError as e: raise ConfigError(f"device: {e}") from None
     if any('data' in _STAGES[s][1] for s in cfg.stages): data_splits(cfg)  # a bad file or row stops here too
     for s in cfg.stages:
         if _STAGES[s][2]: _STAGES[s][2](cfg)
@@ -159,12 +160,17 @@ def _xai_md(x, title, families=True):
     import pandas as pd
     from xaimm_nb.metrics.xai import _BETTER, score_columns, xai_rank, best_per_family
     tab, ci, flags = x['table'], x.get('ci', {}), x.get('uninformative', [])
-    cols = [c for c in score_columns(pd.DataFrame.from_dict(tab, orient='index')) if c not in flags]
+    key = lambda c: (c.split('/')[0], list(_BETTER).index(c.split('/')[-1]))  # image, text; pointing ... conf_increase
+    cols = sorted((c for c in score_columns(pd.DataFrame.from_dict(tab, orient='index')) if c not in flags), key=key)
+    if flags and not cols: return (f"## {title}\n\nNo column tells a method from random maps (each has random's mean "
+                                   f"inside the best method's 95 % interval): {', '.join(flags)}.\n\n")
     rank = xai_rank(tab, flags)
     best = best_per_family(tab, flags) if families else {f'best of {len(rank)}': rank.index[0]} if len(rank) else {}
     if 'random' in tab: best['baseline'] = 'random'
-    cell = lambda m, c: '–' if c not in tab[m] else _f(tab[m][c]) + (' [{}, {}]'.format(*map(_f, ci[m][c]))
-                                                                    if c in ci.get(m, {}) else '')
+    def cell(m, c):
+        if c not in tab[m] or c not in ci.get(m, {}): return _f(tab[m][c]) if c in tab[m] else '–'
+        v = [tab[m][c], *ci[m][c]]; d = 1 if max(map(abs, v)) >= 10 else 3  # one format for the mean and its interval
+        return '{} [{}, {}]'.format(*(f'{x:.{d}f}' for x in v))
     arrow = lambda c: '↑' if _BETTER[c.split('/')[-1]] > 0 else '↓'
     head = ['family' if families else '', 'method', *(f"{c} {arrow(c)}" for c in cols)]
     note = ("Mean [95 % bootstrap interval] over the samples; a family's best method has the best mean rank over these "
@@ -351,7 +357,8 @@ def explain_stage(cfg, run):
     atomic_write(run.results/'xai_table.csv', tab.to_csv())
     title = f"explanation quality, {len(b['images'])} {data_name(dc)} {ec.split} samples"
     save_fig(plot_xai_table(tab, title), run.visualizations/'xai_table.png')
-    save_fig(explanation_grid(b, {k: v for k, v in exps.items() if k != 'random'}, n=ec.n_show), run.visualizations/'explanations.png')
+    grid = explanation_grid(b, {k: v for k, v in exps.items() if k != 'random'}, n=ec.n_show, model=model)
+    save_fig(grid, run.visualizations/'explanations.png')
     # a method's row holds the modalities it explains: no NaN for the others (an image-only method's text columns);
     # `ci`: {method: {column: [lo, hi]}}, `uninformative`: the columns where random scores like the best method
     return dict(n=len(b['images']), split=ec.split, **xai_report(tab), skipped=skipped)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from ..core import (get_device, save_state, load_state, save_json, save_fig, atomic_write, to_dict, load_into,
-                           PosInt, Seed)
+                           PosInt, Seed, Device)
 from ..models.dual import DualConfig, build_dual, dual_data, train_dual, retrieval_recall
 from .core import methods as registered
 from ..metrics import summarize
@@ -38,7 +38,7 @@ class DualBenchConfig:
     image_mask:str='object' # the mask that is the image ground truth (your data: 'object', from masks/boxes)
     n_show:PosInt=4 # pairs in the picture of explanations
     seed:Seed=0 # seeds the random baseline
-    device:str|None=None # 'cpu', 'cuda', ...; None: the best available
+    device:Device|None=None # 'auto'/None: CUDA when present, else the CPU; 'cpu', 'cuda', ...
     progress:bool|None=None # bars over the training epochs and the explanations; None: `core.show_progress` decides
     verbose:bool=False # where no bar is drawn (a pipe, a log): print the training loss and each method's time
     def __post_init__(self):

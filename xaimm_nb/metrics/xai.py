@@ -209,7 +209,7 @@ def xai_rank(table:pd.DataFrame, # `xai_table(...)[0]` (or `xai_ci`'s, or the di
     t = t.drop(index='random', errors='ignore')
     r = pd.DataFrame({c: t[c].rank(ascending=_BETTER[c.split('/')[-1]] < 0) for c in score_columns(t) if c not in skip},
                      index=t.index)
-    return r.mean(1).sort_values(kind='stable')
+    return r.mean(axis=1).sort_values(kind='stable')
 
 def best_per_family(table, # as in `xai_rank`
                     skip=())->dict: # as in `xai_rank`
