@@ -171,3 +171,12 @@ def test_duplicate_key_in_the_config_file(tmp_path, capsys):
 def test_number_flags_are_range_checked_by_argparse(args, msg, capsys):
     with pytest.raises(SystemExit) as e: main(args)
     assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='needs a machine without CUDA')
+def test_absent_device_is_a_config_error(tmp_path):
+    "`device: cuda` (e.g. configs/full.yaml) on a CPU-only machine: exit 2 naming the device, nothing written."
+    r = xaimm('run', '--config', 'tiny', '--set', 'device=cuda', '--out', str(tmp_path/'run'))
+    assert r.returncode == 2, r.stderr
+    assert 'CUDA is not available' in r.stderr and 'device' in r.stderr
+    assert not (tmp_path/'run').exists()
