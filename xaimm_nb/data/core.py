@@ -404,15 +404,20 @@ class CSVSource:
         raise ValueError(f"{col} {v!r} points outside {self._inside} (it resolves to {p}); move the file inside, "
                          "pass `root` a folder that holds it, or pass allow_outside=True to read files anywhere")
 
+    def _labels(self, r, o, name, classes, groups):
+        "`o` with the checked label and protected value of row `r` (`name`: the row's file or text, for messages)."
+        for k, fix in (('label', self._label_fix), ('protected', 'fill in the protected value')):
+            if _na(r[k]): raise ValueError(f"missing {k} ({r[k]!r}) for {name}; {fix}")
+        o.update(label=_norm(r['label']), group=_norm(r['protected']))
+        if classes: _index(o['label'], list(classes), 'label')
+        if groups: _index(o['group'], list(groups), 'protected value')
+        return o
+
     def _parse(self, r, classes, groups):
         "The checked fields of row `r`."
         p, text = self._file(r['image_path'], self._image_col), (r['text'] or '').strip()
         if not text: raise ValueError(f"empty text for {p.name}; write a caption")
-        for k, fix in (('label', self._label_fix), ('protected', 'fill in the protected value')):
-            if _na(r[k]): raise ValueError(f"missing {k} ({r[k]!r}) for {p.name}; {fix}")
-        o = dict(image=p, text=text, label=_norm(r['label']), group=_norm(r['protected']), mask=None, box=None)
-        if classes: _index(o['label'], list(classes), 'label')
-        if groups: _index(o['group'], list(groups), 'protected value')
+        o = self._labels(r, dict(image=p, text=text, mask=None, box=None), p.name, classes, groups)
         o['size'] = W, H = _verify(p)
         if not _na(r.get('mask_path')):
             o['mask'] = m = self._file(r['mask_path'], 'mask_path')

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from ..core import ConfigError, PosInt, Prob, from_dict
 from .synth import SPLITS, SynthConfig, SynthMM
-from .core import CSVSource, FolderSource, stratified_split, _WORD, _index, _na, _norm
+from .core import CSVSource, FolderSource, stratified_split, _WORD, _na, _norm
 
 # %% auto #0
 __all__ = ['COLUMNS', 'SOURCES', 'SPLIT_NAMES', 'GENDER_WORDS', 'PLACEHOLDER', 'SOURCE_TYPES', 'COCOConfig', 'DataConfig',
@@ -203,12 +203,7 @@ class TableSource(CSVSource):
         "The checked text, label and protected value of an image-less row (`CSVSource._parse` minus the files)."
         text = r['text'].strip(); name = f"text {text[:40]!r}"
         if not text: raise ValueError(f"empty text (column {self.columns['text']!r}); write the text")
-        for k, fix in (('label', self._label_fix), ('protected', 'fill in the protected value')):
-            if _na(r[k]): raise ValueError(f"missing {k} ({r[k]!r}) for {name}; {fix}")
-        o = dict(image=None, text=text, label=_norm(r['label']), group=_norm(r['protected']), mask=None, box=None)
-        if classes: _index(o['label'], list(classes), 'label')
-        if groups: _index(o['group'], list(groups), 'protected value')
-        return o
+        return self._labels(r, dict(image=None, text=text, mask=None, box=None), name, classes, groups)
 
     def _extras(self, r, text):
         "Ground truth beyond `CSVSource`'s: the rationale's `words`/`roles` and the artefact flag `a`."
