@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 # %% auto #0
-__all__ = ['tiny_synth', 'tiny_batch', 'tiny_model', 'tiny_learner', 'tiny_clip']
+__all__ = ['tiny_synth', 'tiny_batch', 'tiny_model', 'tiny_learner', 'tiny_clip', 'tiny_siglip', 'tiny_blip', 'tiny_vilt',
+           'tiny_lxmert', 'tiny_vqa_batch']
 
 # %% ../nbs/00a_test_utils.ipynb #8db7f592
 def tiny_synth(n:int=16, # samples in every split
@@ -66,3 +67,86 @@ def tiny_clip(image_size:int=32, # image side
     v = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=layers, num_attention_heads=2,
              image_size=image_size, patch_size=patch_size)
     return CLIPModel(CLIPConfig(text_config=t, vision_config=v, projection_dim=16)).eval()
+
+# %% ../nbs/00a_test_utils.ipynb #c7a1e2f4
+def _tiny_towers(layers, image_size, patch_size):
+    "Configs of two-head 32-wide towers: text (vocabulary 100, 16 positions, BOS 0, EOS 2, pad 1) and vision."
+    t = dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=layers, num_attention_heads=2,
+             max_position_embeddings=16, bos_token_id=0, eos_token_id=2, pad_token_id=1)
+    v = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=layers, num_attention_heads=2,
+             image_size=image_size, patch_size=patch_size)
+    return t, v
+
+def tiny_siglip(image_size:int=32, # image side
+                patch_size:int=8, # ViT patch side
+                layers:int=2, # transformer blocks per tower
+                seed:int=0): # seeds the initialisation
+    "A seeded random HuggingFace `SiglipModel` in eval mode (towers of `_tiny_towers`; the vision tower pools with a MAP head)."
+    from transformers import SiglipConfig, SiglipModel
+    t, v = _tiny_towers(layers, image_size, patch_size)
+    torch.manual_seed(seed)
+    return SiglipModel(SiglipConfig(text_config=t, vision_config=v)).eval()
+
+def tiny_blip(image_size:int=32, # image side
+              patch_size:int=8, # ViT patch side
+              layers:int=2, # transformer blocks per tower
+              seed:int=0): # seeds the initialisation
+    "A seeded random HuggingFace `BlipForImageTextRetrieval` in eval mode: a ViT and a BERT whose layers cross-attend to it ([SEP] 2)."
+    from transformers import BlipConfig, BlipForImageTextRetrieval
+    t, v = _tiny_towers(layers, image_size, patch_size)
+    torch.manual_seed(seed)
+    return BlipForImageTextRetrieval(BlipConfig(text_config=dict(t, encoder_hidden_size=32, sep_token_id=2), vision_config=v,
+                                                image_text_hidden_size=16)).eval()
+
+# %% ../nbs/00a_test_utils.ipynb #4d75a6cf
+def tiny_vilt(n_labels:int=5, # answer classes
+              image_size:int=32, # image side (patch 8: a 4×4 grid)
+              layers:int=2, # transformer blocks
+              images_and_text:bool=False, # `ViltForImagesAndTextClassification` (one image) instead
+              seed:int=0): # seeds the initialisation
+    "A seeded random HuggingFace `ViltForQuestionAnswering` in eval mode: 2 heads, width 32, vocabulary 100 ([PAD] 0)."
+    from transformers import ViltConfig, ViltForQuestionAnswering, ViltForImagesAndTextClassification
+    cfg = ViltConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=37,
+                     image_size=image_size, patch_size=8, num_labels=n_labels, max_position_embeddings=16,
+                     vocab_size=100, pad_token_id=0, num_images=1)
+    torch.manual_seed(seed)
+    return (ViltForImagesAndTextClassification if images_and_text else ViltForQuestionAnswering)(cfg).eval()
+
+def tiny_lxmert(n_labels:int=5, # answer classes
+                feat_dim:int=16, # region feature width
+                l_layers:int=2, # language self-attention layers
+                x_layers:int=2, # cross-modality layers
+                r_layers:int=1, # object-relation layers
+                seed:int=0): # seeds the initialisation
+    "A seeded random HuggingFace `LxmertForQuestionAnswering` in eval mode: 2 heads, width 32, vocabulary 100."
+    from transformers import LxmertConfig, LxmertForQuestionAnswering
+    cfg = LxmertConfig(hidden_size=32, num_attention_heads=2, intermediate_size=37, l_layers=l_layers,
+                       x_layers=x_layers, r_layers=r_layers, visual_feat_dim=feat_dim, visual_pos_dim=4,
+                       num_qa_labels=n_labels, vocab_size=100, pad_token_id=0)
+    torch.manual_seed(seed)
+    return LxmertForQuestionAnswering(cfg).eval()
+
+def tiny_vqa_batch(n:int=2, # samples (row i has i pads, up to T - 5)
+                   T:int=9, # text tokens per row
+                   size:int=32, # image side
+                   regions:int=6, # LXMERT boxes per image
+                   feat_dim:int=16, # region feature width
+                   seed:int=0): # seeds the random tensors
+    "A random batch with the VQA contract's keys: `[CLS]=1 q [SEP]=2 caption [SEP] [PAD]=0…`, images and regions."
+    g = torch.Generator().manual_seed(seed)
+    ids, tt = torch.randint(5, 100, (n, T), generator=g), torch.zeros(n, T, dtype=torch.long)
+    sp, am = torch.zeros(n, T, dtype=torch.bool), torch.ones(n, T, dtype=torch.long)
+    for i in range(n):
+        L = T - min(i, T - 5)  # real tokens of row i
+        q = L // 2
+        ids[i, [0, q, L-1]] = torch.tensor([1, 2, 2])
+        sp[i, [0, q, L-1]] = True
+        tt[i, q+1:L] = 1
+        ids[i, L:], am[i, L:] = 0, 0
+    xy = torch.rand(n, regions, 2, generator=g) * .6
+    pos = torch.cat([xy, xy + torch.rand(n, regions, 2, generator=g) * .3 + .1], -1)
+    return dict(input_ids=ids, attention_mask=am, token_type_ids=tt, special_tokens_mask=sp,
+                images=torch.randn(n, 3, size, size, generator=g),
+                pixel_mask=torch.ones(n, size, size, dtype=torch.long),
+                visual_feats=torch.randn(n, regions, feat_dim, generator=g), visual_pos=pos, boxes=pos * size,
+                answer=torch.randint(0, 5, (n,), generator=g))

@@ -282,12 +282,13 @@ def class_target(target, # anything `resolve_target` takes, or a class name
     return list(names).index(target)
 
 # %% ../../nbs/08_explain.core.ipynb #dcac8f24
-_METHODS = {}
-_MODULES = ('cam', 'grad', 'lime', 'attention', 'dsmi', 'm2ib')
+_METHODS, _VLM_METHODS = {}, {}
+_MODULES = ('cam', 'grad', 'lime', 'attention', 'dsmi', 'm2ib', 'vlm', 'vlm_dual')
 
-def register(name:str): # the name `explain` will know the method by
+def register(name:str, # the name `explain` will know the method by
+             vlm:bool=False): # a method for VLM adapters (`explain.vlm`), which has a registry of its own
     "Decorator that adds an attribution function to the registry."
-    def deco(fn): _METHODS[name] = fn; return fn
+    def deco(fn): (_VLM_METHODS if vlm else _METHODS)[name] = fn; return fn
     return deco
 
 def _load_methods():
@@ -296,9 +297,9 @@ def _load_methods():
         except ModuleNotFoundError as e:
             if e.name != f'xaimm_nb.explain.{m}': raise
 
-def methods():
-    "Names of all registered attribution methods."
-    _load_methods(); return sorted(_METHODS)
+def methods(vlm:bool=False): # the methods for VLM adapters instead
+    "Names of all registered attribution methods (for models; with `vlm=True`, for `explain.vlm` adapters)."
+    _load_methods(); return sorted(_VLM_METHODS if vlm else _METHODS)
 
 # %% ../../nbs/08_explain.core.ipynb #20527621
 def _show(v): return f"tensor{tuple(v.shape)}" if isinstance(v, Tensor) else v
@@ -309,6 +310,8 @@ def _passes(it, desc:str):
     "The passes of a multi-pass method (chunks of rows, optimiser steps), under the bar `explain(progress=)` asked for."
     return _progress(it, len(it), desc, _PROGRESS.get()) if len(it) > 1 else it  # one pass: nothing to watch
 
+_SCORES = ('logits', 'question_answering_score', 'itm_score', 'logits_per_image')  # HF outputs' scores
+
 @contextmanager
 def _counting(model, meta):
     "Count the forward calls of `model` and the backward passes through its output into `meta`."
@@ -316,33 +319,41 @@ def _counting(model, meta):
     def bwd(g): meta['n_backward'] += 1
     def fwd(m, i, o):
         meta['n_forward'] += 1
-        y = getattr(o, 'logits', o)
+        y = o if isinstance(o, Tensor) else next(
+            (v for v in (getattr(o, k, None) for k in _SCORES) if isinstance(v, Tensor)), None)
         if isinstance(y, Tensor) and y.requires_grad: y.register_hook(bwd)
     with hooks(model, forward=fwd): yield
 
 # %% ../../nbs/08_explain.core.ipynb #2c025560
-def explain(model:nn.Module, # MultimodalClassifier, image classifier or HF text classifier
+def _is_adapter(m): return all(hasattr(m, a) for a in ('record', 'layout', 'check')) and not isinstance(m, nn.Module)
+
+def explain(model:nn.Module, # MultimodalClassifier, image classifier, HF text classifier or an `explain.vlm` adapter
             batch, # batch dict (see the data contract) or a tensor of images
             method:str, # a name from `methods()`
             target='pred', # int class, class name (see `class_target`), 'pred' or LongTensor [B]
             progress:bool|None=None, # a bar over a multi-pass method's passes; None: `core.show_progress` decides
             **opts): # the method's hyper-parameters
     "Explain `model`'s scores for `target` on `batch` with `method`; returns an `Explanation`."
-    if method not in _METHODS: _load_methods()
-    if method not in _METHODS: raise ValueError(f"unknown method {method!r}; available: {', '.join(sorted(_METHODS))}")
-    fn = _METHODS[method]
+    ad = _is_adapter(model)
+    reg, other = (_VLM_METHODS, _METHODS) if ad else (_METHODS, _VLM_METHODS)
+    if method not in reg: _load_methods()
+    if method not in reg:
+        hint = ('' if method not in other else f" for {'a VLM adapter' if ad else type(model).__name__}" +
+                ('' if ad else "; it explains VLM adapters: pass `explain.vlm.vlm(model)`"))
+        raise ValueError(f"unknown method {method!r}{hint}; available: {', '.join(sorted(reg))}")
+    fn = reg[method]
     sig = inspect.signature(fn)
     hyper = [k for k in list(sig.parameters)[3:]]
     bad = [k for k in opts if k not in hyper]
     if bad: raise TypeError(f"{method!r} has no option {', '.join(map(repr, bad))}; its options are: {', '.join(hyper) or 'none'}")
-    b = check_batch(model, batch)
-    target = class_target(target, b, model)
+    b, net = (model.check(batch), model.model) if ad else (check_batch(model, batch), model)
+    target = class_target(target, b, net)
     ba = sig.bind_partial(**opts); ba.apply_defaults()
-    meta, modes = {}, [(m, m.training) for m in model.modules()]
-    model.eval()
+    meta, modes = {}, [(m, m.training) for m in net.modules()]
+    net.eval()
     tok = _PROGRESS.set(progress)
     try:
-        with _counting(model, meta), torch.enable_grad(): e = fn(model, b, target, **opts)
+        with _counting(net, meta), torch.enable_grad(): e = fn(model, b, target, **opts)
     finally:
         _PROGRESS.reset(tok)
         for m, t in modes: m.training = t
