@@ -201,7 +201,8 @@ class LxmertAdapter(VLMAdapter):
             none = torch.zeros(vf.shape[:2], dtype=torch.bool, device=vf.device)  # regions: no prefix token
             i = kept_positions(keep['image'], none, "keep['image']")
             vf, vp = _take(vf, i), _take(vp, i)
-            if not vf.shape[1]:  # no region left: LXMERT cannot attend over none, so one null region (zero features and box)
+            # no region left: LXMERT cannot attend over none, so one null region (zero features and box)
+            if not vf.shape[1]:
                 vf, vp = vf.new_zeros(len(vf), 1, vf.shape[2]), vp.new_zeros(len(vp), 1, 4)
         return self.model(input_ids=ids, attention_mask=am, token_type_ids=tt, visual_feats=vf,
                           visual_pos=vp).question_answering_score
@@ -259,7 +260,7 @@ def co_rule(R_ss:Tensor, # [B,n,n] self relevance of the query stream s
             R_qs:Tensor, # [B,m,n] cross relevance q → s
             A:Tensor, # [B,n,m] head-aggregated attention Ā^{sq} of s's queries over q's keys
             normalise:bool=True): # use R̄ (Eqs. 8–9); False: plain R
-    "Chefer's co-attention rule (Eqs. 10–11): R^{sq} += (R̄^{ss})ᵀ·Ā·R̄^{qq}, R^{ss} += Ā·R^{qs} → (R^{ss}, R^{sq})."
+    "Chefer's co-attention rule (Eqs. 10–11) → (R^{ss} + Ā·R^{qs}, R^{sq} + (R̄^{ss})ᵀ·Ā·R̄^{qq})."
     f = _bar if normalise else (lambda R: R)
     return R_ss + A @ R_qs, R_sq + f(R_ss).mT @ A @ f(R_qq)
 
@@ -306,7 +307,7 @@ def bimodal_relevance(events:list, # `Attn` events in forward order
 
 def rollout_streams(events:list, # `Attn` events in forward order
                     n:dict): # tokens per stream
-    "Rollout per stream R = Â_L⋯Â_1, Â = rownorm(mean_h A + I); cross (R^{ss})ᵀ·Ā^{sq}·R^{qq} (last co-attention)."
+    "Rollout per stream R = Â_L⋯Â_1, Â = rownorm(mean_h A + I); cross (R^{ss})ᵀ·Ā^{sq}·R^{qq} (last cross)."
     _check_events(events, n)
     R = {}
     for s in n:
@@ -387,14 +388,14 @@ def _last(ev, maps, n):
 # %% ../../nbs/08h_explain.vlm.ipynb #003586dd
 @register('raw_attention', vlm=True)
 def raw_attention(adapter, batch, target):
-    "Raw attention: the read-out row of the last layer's head-mean attention (LXMERT: last text self, last text→image)."
+    "Raw attention: the read-out row of the last layer's head-mean attention (LXMERT: last text self and text→image)."
     t, ev, _, lay = _forward(adapter, batch, target, grad=False)
     n = _sizes(lay, adapter); _check_events(ev, n)
     return _explanation(*read_out(_last(ev, [e.attn.mean(1) for e in ev], n), lay), t, lay, batch)
 
 @register('attn_gradcam', vlm=True)
 def attn_gradcam(adapter, batch, target):
-    "Grad-CAM on attention: w_h = mean over positions of ∂y/∂A_h; map (mean_h w_h·A_h)^+, read out as raw attention."
+    "Grad-CAM on attention: w_h = positional mean of ∂y/∂A_h; map (mean_h w_h·A_h)^+, read out as raw attention."
     t, ev, gs, lay = _forward(adapter, batch, target)
     n = _sizes(lay, adapter); _check_events(ev, n)
     ms = [(e.attn * g.mean((2, 3), keepdim=True)).mean(1).clamp(min=0) for e, g in zip(ev, gs)]

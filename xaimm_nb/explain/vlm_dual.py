@@ -31,12 +31,13 @@ class HFTowers(VLMAdapter):
     @classmethod
     def from_pretrained(cls, name:str, # hub name or local folder
                         **kw): # more `from_pretrained` arguments (torch_dtype, revision, ...)
-        "The adapter of a pretrained model (eager attention, eval mode); a clear error when it is neither cached nor downloadable."
+        "The adapter of a pretrained model (eager attention, eval mode); `OSError` if neither cached nor downloadable."
         import transformers
         try: m = getattr(transformers, cls.hf_class).from_pretrained(name, attn_implementation='eager', **kw)
         except OSError as e:
-            raise OSError(f"could not load {cls.hf_class} {name!r} ({str(e).splitlines()[0]}): it is not in the HF cache "
-                          "and the hub is unreachable (HF_HUB_OFFLINE?). Download it once online, or pass a local folder") from None
+            raise OSError(f"could not load {cls.hf_class} {name!r} ({str(e).splitlines()[0]}): "
+                          "it is not in the HF cache and the hub is unreachable (HF_HUB_OFFLINE?). "
+                          "Download it once online, or pass a local folder") from None
         return cls(m.eval())
 
     def _hooks(self, st):
@@ -61,7 +62,7 @@ class HFTowers(VLMAdapter):
     def n_prefix(self): return self.prefix
 
     def _specials(self, b):
-        "[B,T] real special tokens: the batch's `special_tokens_mask`, else the first and last real token (`special_mask`)."
+        "[B,T] real specials: the batch's `special_tokens_mask`, else the first and last real token (`special_mask`)."
         return special_mask(b)
     def special_mask(self, input_ids, attention_mask):
         "True at pads and at the special tokens the ids imply (`explain.m2ib` reads it); [B,T]."
@@ -94,9 +95,11 @@ class HFTowers(VLMAdapter):
         if not x.is_floating_point() or x.ndim != 4 or tuple(x.shape[-2:]) != s: raise ValueError(
             f"batch['images'] is {x.dtype} {tuple(x.shape)}; {name} takes normalised float images [B,3,{s[0]},{s[1]}]")
         if ids.ndim != 2 or ids.is_floating_point() or len(ids) != len(x): raise ValueError(
-            f"batch['input_ids'] is {ids.dtype} {tuple(ids.shape)}; it must be integer ids [B,T] with B={len(x)} (one caption per image)")
+            f"batch['input_ids'] is {ids.dtype} {tuple(ids.shape)}; "
+            f"it must be integer ids [B,T] with B={len(x)} (one caption per image)")
         if ids.shape[1] > self.max_len: raise ValueError(
-            f"batch['input_ids'] has {ids.shape[1]} tokens but {name}'s text tower has {self.max_len} positions; truncate the text")
+            f"batch['input_ids'] has {ids.shape[1]} tokens but {name}'s text tower has {self.max_len} positions; "
+            "truncate the text")
         b.setdefault('attention_mask', torch.ones_like(ids))
         return b
 
@@ -140,7 +143,8 @@ class _Dual(HFTowers):
     def text_blocks(self): return self.model.text_model.encoder.layers
     def encode_image(self, images):
         "L2-normalised image embeddings [B,d]."
-        o = self.model.get_image_features(pixel_values=images); return F.normalize(getattr(o, 'pooler_output', o), dim=-1)
+        o = self.model.get_image_features(pixel_values=images)
+        return F.normalize(getattr(o, 'pooler_output', o), dim=-1)
     def encode_text(self, input_ids, attention_mask):
         "L2-normalised caption embeddings [B,d]."
         o = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
@@ -148,11 +152,12 @@ class _Dual(HFTowers):
 
 @register_adapter('CLIPModel')
 class ClipAdapter(_Dual):
-    "Adapter of HF `CLIPModel`: image [CLS] + patches, text SOT … EOT (causal), pair logit = scale·cos; read-outs CLS and EOT."
+    "Adapter of HF `CLIPModel`: image [CLS] + patches, causal text SOT … EOT, logit = scale·cos; read-outs CLS, EOT."
     hf_class = 'CLIPModel'
     def __init__(self, model): # a transformers `CLIPModel` (switched to eager attention)
         super().__init__(model)
-        self.dual = CLIPAdapter(model)  # the DualEncoder view (shares the weights): the EOT rule, `explain(adapter.dual, ...)`
+        # the DualEncoder view (shares the weights): the EOT rule, `explain(adapter.dual, ...)`
+        self.dual = CLIPAdapter(model)
     def _readout(self, b):
         ids = b['input_ids']
         return dict(stream='both', index=dict(text=self.dual.eot(ids), image=torch.zeros_like(ids[:, 0])))
@@ -165,13 +170,13 @@ class SiglipAdapter(_Dual):
     def __init__(self, model): # a transformers `SiglipModel` (switched to eager attention)
         super().__init__(model)
     def _specials(self, b):
-        "[B,T] real special tokens: the batch's `special_tokens_mask`, else the last real token (EOS; SigLIP has no BOS)."
+        "[B,T] real specials: the batch's `special_tokens_mask`, else the last real token (EOS; SigLIP has no BOS)."
         am = b['attention_mask'].bool()
         if 'special_tokens_mask' in b: return b['special_tokens_mask'].bool() & am
         pos = torch.arange(am.shape[1], device=am.device)
         return am & (pos == (pos * am).amax(1, keepdim=True))
     def pool_weights(self, images):
-        "The MAP head's attention [B,N] (mean over heads) of its probe over the patch tokens: how the image embedding pools them."
+        "The MAP head's attention [B,N] (head mean) of its probe over the patches: how the image embedding pools them."
         w = {}
         with torch.no_grad(), hooks(self.vision.head.attention, forward=lambda m, i, o: w.update(a=o[1])):
             self.vision(pixel_values=images)
@@ -184,17 +189,19 @@ class SiglipAdapter(_Dual):
 # %% ../../nbs/08i_explain.vlm_dual.ipynb #a0e1d2df
 @register_adapter('BlipForImageTextRetrieval')
 class BlipItmAdapter(HFTowers):
-    "Adapter of HF `BlipForImageTextRetrieval` (ITM head): a ViT, then a BERT text encoder whose layers cross-attend to it."
+    "Adapter of HF `BlipForImageTextRetrieval` (ITM head): a ViT, then a BERT text encoder cross-attending to it."
     hf_class = 'BlipForImageTextRetrieval'
     def __init__(self, model): # a transformers `BlipForImageTextRetrieval` (its attention is always eager)
         super().__init__(model)
         self.text_config = model.config.text_config
         v, t = self.vision.encoder.layers, model.text_encoder.encoder.layer
         if not all(hasattr(l, 'crossattention') for l in t): raise ValueError(
-            "the BLIP text encoder has no cross-attention layers (text_config.is_decoder=False); the ITM head needs them")
+            "the BLIP text encoder has no cross-attention layers (text_config.is_decoder=False); "
+            "the ITM head needs them")
         self._hook([(l.self_attn, 'self', 'image', 'image', f'vision.{i}') for i, l in enumerate(v)] +
-                   [a for i, l in enumerate(t) for a in ((l.attention.self, 'self', 'text', 'text', f'text.{i}'),
-                                                          (l.crossattention.self, 'cross', 'text', 'image', f'text.{i}'))],
+                   [a for i, l in enumerate(t)
+                    for a in ((l.attention.self, 'self', 'text', 'text', f'text.{i}'),
+                              (l.crossattention.self, 'cross', 'text', 'image', f'text.{i}'))],
                    [(l, f'vision.{i}') for i, l in enumerate(v)] + [(l, f'text.{i}') for i, l in enumerate(t)])
     def __call__(self, batch, keep=None):
         "ITM logits [B,2] (no match, match) of each image with its caption, with `keep`'s tokens only."

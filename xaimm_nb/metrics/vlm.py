@@ -25,7 +25,7 @@ def keep_positions(rel:Tensor, # relevance [B,n] (higher = more relevant)
                    x:float, # fraction of each row's content removed
                    positive:bool=True, # remove the most relevant first (True) or the least relevant (False)
                    fill:Tensor|None=None): # bool [B,n]: masked positions (pads) that may lengthen a short row
-    "Positions [B,k] each row keeps, in sequence order: `always`, then ⌊(1−x)·n_b⌋ of its content; shorter rows end in `fill`."
+    "Positions [B,k] each row keeps, in order: `always` + ⌊(1−x)·n_b⌋ of its content; short rows end in `fill`."
     content, always = content.bool() & ~always.bool(), always.bool()
     n = content.sum(1, keepdim=True)
     kept = always | (content & ~(_rank(rel, content, most_first=positive) < n - _keep_n(n, x)))
@@ -38,7 +38,8 @@ def keep_positions(rel:Tensor, # relevance [B,n] (higher = more relevant)
     if short.any():
         b = int(short.any(1).nonzero()[0])
         raise ValueError(f"row {b} keeps {int(k[b])} tokens but the batch needs {int(k.max())} and the row has too few "
-                         "pads (`fill`) to lengthen it; pad every row to the same length, or run rows of equal content length")
+                         "pads (`fill`) to lengthen it; pad every row to the same length, "
+                         "or run rows of equal content length")
     return out
 
 # %% ../../nbs/11c_metrics.vlm.ipynb #61421f23
@@ -46,7 +47,8 @@ def _stream(adapter, batch, modality):
     "(content, always, fill) masks [B,n] of `modality`'s tokens from the adapter's layout."
     if modality not in ('image', 'text'): raise ValueError(f"modality={modality!r}: use 'image' or 'text'")
     lay = adapter.layout(batch)
-    if modality not in lay: raise ValueError(f"{type(adapter).__name__} has no {modality} stream; its layout has {sorted(lay)}")
+    if modality not in lay:
+        raise ValueError(f"{type(adapter).__name__} has no {modality} stream; its layout has {sorted(lay)}")
     s = lay[modality]
     content = s['content'].bool()
     if modality == 'text':
@@ -72,7 +74,8 @@ def vlm_perturbation(adapter, # a `xaimm_nb.explain.vlm` adapter of a model with
     if 'answer' not in batch: raise KeyError("batch has no 'answer' [B]: the perturbation test scores answer accuracy")
     content, always, fill = _stream(adapter, batch, modality)
     if rel.shape != content.shape:
-        raise ValueError(f"rel has shape {tuple(rel.shape)} but the {modality} stream has {tuple(content.shape)} tokens")
+        raise ValueError(f"rel has shape {tuple(rel.shape)} but the {modality} stream has "
+                         f"{tuple(content.shape)} tokens")
     y, out = batch['answer'], []
     with torch.no_grad():
         for x in steps:
@@ -98,11 +101,13 @@ def token_truth(adapter, # a VLM adapter
     if im.get('boxes') is not None and 'region_gt' in batch:
         g = batch['region_gt'].bool()
     elif im.get('grid') is not None and 'image_gt' in batch:
-        g = torch.nn.functional.adaptive_avg_pool2d(batch['image_gt'].float()[:, None], tuple(im['grid'])).flatten(1) >= cover
+        g = torch.nn.functional.adaptive_avg_pool2d(batch['image_gt'].float()[:, None], tuple(im['grid']))
+        g = g.flatten(1) >= cover
     else: return out
     out['image'] = torch.cat([torch.zeros(len(g), P, dtype=torch.bool, device=g.device), g.to(g.device)], 1)
     if out['image'].shape[1] != N:
-        raise ValueError(f"the image ground truth has {out['image'].shape[1] - P} tokens but the image stream has {N - P}")
+        raise ValueError(f"the image ground truth has {out['image'].shape[1] - P} tokens "
+                         f"but the image stream has {N - P}")
     return out
 
 def random_relevance(adapter, batch:dict, seed:int=0):
@@ -112,8 +117,8 @@ def random_relevance(adapter, batch:dict, seed:int=0):
         if m in lay: c = lay[m]['content'].bool(); out[m] = torch.rand(c.shape, generator=g).to(c.device) * c
     return out
 
-COLUMNS = ('image +', 'image −', 'text +', 'text −')  # the seed table's columns: + lower is better, − higher is better
-LOCAL = ('image pointing', 'image IoU', 'text pointing', 'text IoU')  # against SynthMM-VQA's ground truth, higher is better
+COLUMNS = ('image +', 'image −', 'text +', 'text −')  # the seed table: + lower is better, − higher is better
+LOCAL = ('image pointing', 'image IoU', 'text pointing', 'text IoU')  # vs SynthMM-VQA's ground truth, higher is better
 
 def _local(r, gt):
     "Pointing and IoU (the map thresholded at half its maximum) per sample and modality; NaN where the truth is empty."
@@ -131,7 +136,7 @@ def perturbation_table(adapter, # a VLM adapter with an answer head
                        progress:bool|None=None, # show a progress bar (None: `XAIMM_PROGRESS`)
                        explainer=None, # fn(adapter, batch, method) -> Explanation; None: `explain(..., target='pred')`
                        **opts): # method -> options dict, passed to `explain`
-    "The seed's perturbation table (AUC on image +/−, text +/−) plus pointing/IoU per token, for each method and `random`."
+    "The seed's perturbation table (AUC on image +/−, text +/−) and token pointing/IoU per method and `random`."
     names = [*methods, 'random']
     per = {m: {} for m in names}
     curves = {m: {c: [] for c in COLUMNS} for m in names}
@@ -160,7 +165,7 @@ def beats_random(per:dict, # `perturbation_table(...)[1]`
                  n_boot:int=1000, # bootstrap resamples of the samples
                  level:float=.95, # interval coverage
                  seed:int=0)->pd.DataFrame:
-    "Per method and column: the paired difference to `random` (better = positive) with its bootstrap interval, and whether it excludes 0."
+    "Per method and column: paired difference to `random` (better = positive), bootstrap interval, `beats` = lo > 0."
     rows, rng = {}, np.random.default_rng(seed)
     n = len(next(iter(per['random'].values())))
     idx = rng.integers(0, n, (n_boot, n))
