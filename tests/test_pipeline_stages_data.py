@@ -95,7 +95,8 @@ def test_r2r_on_data(run):
     m, texts, out = run
     r = m['r2r']
     assert r['data']['artefact_class_name'] == 'circle' and r['data']['artefact_class'] == 0
-    assert set(r['base']) == {'clean_acc', 'artefact_acc', 'conflict_acc', 'delta_bias'}  # no mask: no art_rel
+    assert set(r['base']) == {'clean_acc', 'artefact_acc', 'conflict_acc', 'delta_bias', 'tcav_sens'}  # no mask: no art_rel
+    assert not (out/'visualizations'/'r2r_relevance.png').exists() and 'reliance' not in load_json(out/'results'/'r2r.json')['diagnosis']
     assert 'artefact mask' in r['data']['not_measured'] and 'rrr' in r['skipped'] and list(r['methods']) == ['pclarc']
     js = load_json(out/'results'/'r2r.json')
     ev = js['base']['eval']

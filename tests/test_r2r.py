@@ -171,7 +171,65 @@ def test_evaluate_nan_conventions(mm):
     e = evaluate_split(mm, [batch(art=0, seed=1)])
     assert math.isnan(e['art_rel']) and 0 <= e['acc'] <= 1
     e = evaluate_split(mm, [batch(art=1, seed=1)], artefact_class=0)
-    assert 0 <= e['art_rel'] <= 1 and set(e) == {'acc', 'delta_bias', 'delta_bias_s', 'art_rel'}
+    assert 0 <= e['art_rel'] <= 1 and set(e) == {'acc', 'delta_bias', 'delta_bias_s', 'art_rel', 'art_rel_gradcam'}
+    c = fit_cav(activations(mm, [batch(24)]), batch(24)['artefact'], layer='image_encoder.c2')
+    e = evaluate_split(mm, [batch(art=1, seed=1)], cav=c, also=())
+    assert set(e) == {'acc', 'delta_bias', 'delta_bias_s', 'art_rel', 'tcav', 'tcav_sens'} and 0 <= e['tcav'] <= 1
+
+def test_tcav_is_the_directional_derivative_and_vanishes_under_p_clarc(mm):
+    b = batch(24)
+    c = fit_cav(activations(mm, [b]), b['artefact'], layer='image_encoder.c2')
+    st = {}
+    h = mm.image_encoder.c2.register_forward_hook(lambda m, i, o: st.update(a=o))
+    z = model_call(mm, b); h.remove()
+    gr, = torch.autograd.grad(z[:, 1].sum(), st['a'])
+    S = gr.mean((2, 3)) @ c.v
+    t = tcav(mm, [b], c, cls=1)
+    assert math.isclose(t['tcav_sens'], S.abs().mean().item(), rel_tol=1e-5) and t['tcav'] == (S > 0).float().mean().item()
+    assert tcav(mm, [b], c, cls=1, cavs=[c])['tcav_sens'] < 1e-6   # the projection removes every change along v
+
+def test_paste_artefact_edits_only_the_mask():
+    clean, src = batch(art=0, seed=1), batch(art=1, seed=2)
+    p = paste_artefact(clean, src)
+    m = src['masks']['artefact'][0]
+    assert torch.equal(p['images'][:, :, m], src['images'][0][:, m][None].expand(12, -1, -1))
+    assert torch.equal(p['images'][:, :, ~m], clean['images'][:, :, ~m]) and p['artefact'].eq(1).all()
+    assert p['masks']['artefact'].shape == (12, 16, 16) and clean['masks']['artefact'].sum() == 0   # input untouched
+    with pytest.raises(ValueError, match='no sample has an artefact mask'): paste_artefact(clean, clean)
+
+def test_grad_sizes_and_balanced_lambda(mm):
+    bs = [batch(24, seed=i) for i in range(2)]
+    for b in bs: b['y'][:12] = 0
+    sz = grad_sizes(mm, bs, rrr_penalty)
+    assert sz['grad_ce'] > 0 and sz['grad_penalty'] > 0
+    z, p = rrr_penalty(mm, bs[0])
+    assert torch.allclose(rrr_loss(mm, bs[0], lam=3.), F.cross_entropy(z, bs[0]['y']) + 3 * p)
+    from xaimm_nb.fairness.r2r import _revise
+    for bal in (True, False):
+        m = copy.deepcopy(mm)
+        _, info = _revise(m, 'rrr', {}, [], bs, R2RConfig(lam_rrr=2., balance=bal, ft_epochs=1), 0)
+        want = 2. * min(sz['grad_ce'] / sz['grad_penalty'], LAM_CAP) if bal else 2.   # untrained: ratio ~1e7, capped
+        assert math.isclose(info['lam'], want, rel_tol=1e-4) and len(info['loss']) == 1
+
+def test_balanced_lambda_is_capped(mm, monkeypatch):
+    "λ = lam · |∇CE| / |∇penalty|, but a vanishing penalty gradient (an untrained model gave RRR λ ≈ 1e6) hits LAM_CAP."
+    test = lambda gce, gp: balanced_lam(2., dict(grad_ce=gce, grad_penalty=gp))
+    assert math.isclose(test(3., 1.), 6.) and math.isclose(test(1., 1e-3), 2e3)
+    assert test(1., 1e-9) == test(1., 0.) == 2 * LAM_CAP and balanced_lam(2., dict(grad_ce=5., grad_penalty=1.), cap=.5) == 1.
+    import xaimm_nb.fairness.r2r as R
+    monkeypatch.setattr(R, 'grad_sizes', lambda *a, **k: dict(ce=1., penalty=1e-8, grad_ce=1., grad_penalty=1e-6))
+    bs = [batch(24, seed=i) for i in range(2)]
+    _, info = R._revise(copy.deepcopy(mm), 'rrr', {}, [], bs, R2RConfig(lam_rrr=.5, ft_epochs=1), 0)
+    assert info['lam'] == .5 * LAM_CAP and LAM_CAP == 1e4
+
+def test_diagnose_on_a_strong_artefact(mm):
+    bs = [batch(24, seed=i) for i in range(2)]
+    for b in bs: b['y'][:12] = 0
+    d = diagnose(mm, dict(train=bs, reveal=bs, clean=[batch(art=0)], attacked=[batch(art=1)]), R2RConfig(cav='svm'))
+    assert d['cav']['heldout_acc'] > .9 and d['layer'] == dict(name='image_encoder.c2', shape=[6, 16, 16],
+                                                               papers=d['layer']['papers'])
+    assert set(d['reliance']) == {'caption', 'blank caption', 'other caption', 'first_order', 'input_grad_share'}
+    assert set(d['sizes']) == {'rrclarc', 'rrr'} and all(v['ratio'] >= 0 for v in d['sizes'].values())
 
 def test_reveal_layer_and_cav(mm):
     bs = [batch(24, seed=i) for i in range(2)]
@@ -194,7 +252,8 @@ def test_loop_bookkeeping(mm):
         r = res['methods'][k]
         assert len(r['rounds']) == 1 and not r['rounds'][0]['improved'] and r['final_round'] == 1
         assert r['after'] == _key(r['rounds'][0]['eval']) and r['helped'] == all(r['better'].values())
-    assert len(plot_rounds(res).axes) == 4
+    assert len(plot_rounds(res).axes) == 6 and len(plot_relevance(res).axes) == 2
+    assert 'diagnosis' in res and res['methods']['rrr']['rounds'][0]['revise']['lam'] > 0
 
 def test_clone_and_to_batches_with_the_tiny_preset():
     from xaimm_nb.data.core import synth_datasets, get_tokenizer

@@ -32,9 +32,10 @@ from ..models.fusion import build_model
 from ..train import mm_learner
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'METHODS', 'DATA_SPLITS', 'to_batches', 'activations', 'CAV', 'fit_cav', 'spray', 'spray_report',
-           'p_clarc', 'rr_clarc_loss', 'rrr_loss', 'finetune', 'evaluate_split', 'reveal', 'R2RConfig', 'r2r',
-           'plot_rounds', 'data_batches', 'run_r2r']
+__all__ = ['EVAL_SPLITS', 'LAM_CAP', 'METHODS', 'PAPER_LAYERS', 'DATA_SPLITS', 'to_batches', 'activations', 'CAV', 'fit_cav',
+           'spray', 'spray_report', 'p_clarc', 'rr_clarc_penalty', 'rrr_penalty', 'rr_clarc_loss', 'rrr_loss',
+           'grad_sizes', 'balanced_lam', 'finetune', 'tcav', 'paste_artefact', 'evaluate_split', 'reveal', 'R2RConfig',
+           'r2r', 'diagnose', 'plot_rounds', 'plot_relevance', 'data_batches', 'run_r2r']
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #40995f21
 EVAL_SPLITS = ('test', 'clean', 'conflict', 'attacked')
@@ -149,29 +150,47 @@ def p_clarc(model:nn.Module, # the model to correct
         yield model
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #30f6c1ae
-def rr_clarc_loss(model:nn.Module, # the model being fine-tuned
-                  b:dict, # batch dict with `y`
-                  cav:CAV, # the artefact's CAV
-                  lam:float=1., # penalty weight λ
-                  gen:torch.Generator|None=None): # random signs ε (CPU generator)
-    "RR-ClArC loss: cross-entropy + λ·mean (∇_a(ε·f) · v)² at the CAV's layer."
+def rr_clarc_penalty(model:nn.Module, # the model being fine-tuned
+                     b:dict, # batch dict
+                     cav:CAV, # the artefact's CAV
+                     gen:torch.Generator|None=None): # random signs ε (CPU generator)
+    "Logits and RR-ClArC's penalty mean_i (ḡ_i · v)², ḡ_i the gradient of Σ_k ε_k f_k at the CAV's layer."
     st = {}
     def f(m, i, o): st['a'] = o.detach().requires_grad_(); return st['a']
     with hooks(model.get_submodule(cav.layer), forward=f): z = model_call(model, b)
     eps = (torch.randint(0, 2, z.shape, generator=gen) * 2 - 1).to(z)
     g, = torch.autograd.grad((z * eps).sum(), st['a'], create_graph=True)
     g = g.flatten(2).mean(2) if g.ndim == 4 else g
-    return F.cross_entropy(z, b['y'].to(z.device)) + lam * (g @ cav.v.to(g)).pow(2).mean()
+    return z, (g @ cav.v.to(g)).pow(2).mean()
 
-def rrr_loss(model:nn.Module, # the model being trained
-             b:dict, # batch dict with `y` and `masks['artefact']`
-             lam:float=.1): # penalty weight λ (Ross et al.: so that both terms have similar magnitude; see `R2RConfig.lam_rrr`)
-    "RRR loss: cross-entropy + λ·mean Σ_(artefact pixels) (∂ Σ_k log p_k / ∂x)²."
+def rrr_penalty(model:nn.Module, # the model being trained
+                b:dict): # batch dict with `masks['artefact']`
+    "Logits and RRR's penalty mean_i Σ_(artefact pixels) (∂ Σ_k log p_k(x_i) / ∂x)²."
     x = b['images'].detach().requires_grad_()
     z = model_call(model, {**b, 'images': x})
     g, = torch.autograd.grad(F.log_softmax(z, 1).sum(), x, create_graph=True)
-    m = b['masks']['artefact'].to(g.device)[:, None]
-    return F.cross_entropy(z, b['y'].to(z.device)) + lam * (g.pow(2) * m).sum((1, 2, 3)).mean()
+    return z, (g.pow(2) * b['masks']['artefact'].to(g.device)[:, None]).sum((1, 2, 3)).mean()
+
+def _with_ce(pen, lam):
+    "A `finetune` loss: cross-entropy + `lam` · the penalty of `pen(model, b) -> (logits, penalty)`."
+    def loss(model, b):
+        z, p = pen(model, b)
+        return F.cross_entropy(z, b['y'].to(z.device)) + lam * p
+    return loss
+
+def rr_clarc_loss(model:nn.Module, # the model being fine-tuned
+                  b:dict, # batch dict with `y`
+                  cav:CAV, # the artefact's CAV
+                  lam:float=1., # penalty weight λ
+                  gen:torch.Generator|None=None): # random signs ε (CPU generator)
+    "RR-ClArC loss: cross-entropy + λ·mean (∇_a(ε·f) · v)² at the CAV's layer."
+    return _with_ce(partial(rr_clarc_penalty, cav=cav, gen=gen), lam)(model, b)
+
+def rrr_loss(model:nn.Module, # the model being trained
+             b:dict, # batch dict with `y` and `masks['artefact']`
+             lam:float=.1): # penalty weight λ (see `R2RConfig.lam_rrr`)
+    "RRR loss: cross-entropy + λ·mean Σ_(artefact pixels) (∂ Σ_k log p_k / ∂x)²."
+    return _with_ce(rrr_penalty, lam)(model, b)
 
 def _ce(model, b):
     z = model_call(model, b); return F.cross_entropy(z, b['y'].to(z.device))
@@ -184,6 +203,32 @@ def _upstream(model, layer, b):
     gs = torch.autograd.grad(st['o'].sum(), ps, allow_unused=True)
     up = {id(p) for p, g in zip(ps, gs) if g is not None}
     return [m for m in model.modules() if any(id(p) in up for p in m.parameters(recurse=False))]
+
+def grad_sizes(model:nn.Module, # the model about to be revised
+               batches:list, # training batch dicts (a few)
+               pen:callable, # pen(model, b) -> (logits, penalty), e.g. `rr_clarc_penalty` with its CAV bound
+               frozen=()): # modules the revision does not update
+    "Mean cross-entropy, penalty and the norms of their gradients over the parameters the revision trains."
+    fz = {id(p) for m in frozen for p in m.parameters()}
+    ps = [p for p in model.parameters() if p.requires_grad and id(p) not in fz]
+    norm = lambda l: torch.cat([g.flatten() for g in torch.autograd.grad(l, ps, retain_graph=True, allow_unused=True)
+                                if g is not None]).norm().item()
+    out = []
+    model.eval()  # no dropout: the two terms see the same network
+    for b in batches:
+        z, p = pen(model, b); ce = F.cross_entropy(z, b['y'].to(z.device))
+        out.append((ce.item(), p.item(), norm(ce), norm(p)))
+    ce, p, gce, gp = np.mean(out, 0).tolist()
+    return dict(ce=ce, penalty=p, grad_ce=gce, grad_penalty=gp)
+
+LAM_CAP = 1e4 # the most `balanced_lam` scales a relative weight by: λ ≤ lam · LAM_CAP
+
+def balanced_lam(lam:float, # relative penalty weight (`R2RConfig.lam_rrclarc` / `lam_rrr`)
+                 sizes:dict, # `grad_sizes`' output: needs 'grad_ce' and 'grad_penalty'
+                 cap:float=LAM_CAP): # ceiling of the ratio |∇CE| / |∇penalty|
+    "λ = lam · min(|∇CE| / |∇penalty|, `cap`): equal gradient norms (Ross et al.), but never more than lam · `cap`."
+    gce, gp = sizes['grad_ce'], sizes['grad_penalty']
+    return lam * (min(gce / gp, cap) if gp > 0 else cap)
 
 def finetune(model:nn.Module, # trained in place
              batches:list, # batch dicts
@@ -210,26 +255,60 @@ def finetune(model:nn.Module, # trained in place
 # %% ../../nbs/10a_fairness.r2r.ipynb #e0cf8240
 def _cat(batches, k): return torch.cat([b[k] for b in batches]).cpu()
 
+def tcav(model:nn.Module, # the model to score
+         batches:list, # batch dicts
+         cav:CAV, # the concept (its layer is where the sensitivity is taken)
+         cls:int=0, # the class whose logit is differentiated
+         cavs=()): # P-ClArC CAVs active (the sensitivity is then that of the corrected model)
+    "TCAV: conceptual sensitivities S = ∇_a f_cls · v at the CAV's layer; the score (share of S > 0) and mean |S|."
+    S, st = [], {}
+    model.eval()
+    with torch.enable_grad(), hooks(model.get_submodule(cav.layer), forward=lambda m, i, o: st.update(a=o)):
+        with p_clarc(model, cavs):  # registered after the capture: `a` is the activation before the projection
+            for b in batches:
+                z = model_call(model, b)
+                g, = torch.autograd.grad(z[:, cls].sum(), st['a'])
+                S.append(((g.flatten(2).mean(2) if g.ndim == 4 else g) @ cav.v.to(g)).detach().cpu())
+    S = torch.cat(S)
+    return dict(tcav=(S > 0).float().mean().item(), tcav_sens=S.abs().mean().item())
+
+def paste_artefact(b:dict, # batch dict to edit
+                   src:dict): # batch dict whose first sample with an artefact mask gives the patch
+    "`b` with `src`'s artefact pasted into every image: x′ = x⊙(1−m) + x_src⊙m; masks and flags updated."
+    i = int(src['masks']['artefact'].flatten(1).any(1).float().argmax())
+    m = src['masks']['artefact'][i]
+    if not m.any(): raise ValueError("src: no sample has an artefact mask, so there is nothing to paste; pass a batch "
+                                     "of the attacked (or artefact) split")
+    x = b['images'] * ~m.to(b['images'].device) + (src['images'][i] * m).to(b['images'])
+    n = len(b['y'])
+    return {**b, 'images': x, 'masks': {**b['masks'], 'artefact': m.expand(n, *m.shape).clone()},
+            'artefact': torch.ones(n, dtype=torch.long)}
+
 def evaluate_split(model:nn.Module, # the model to score
              batches:list, # one split's batch dicts
              cavs=(), # P-ClArC CAVs active while scoring
              method:str='gradcampp', # explanation method for the artefact relevance
-             artefact_class:int=0): # the class the artefact is correlated with in training
-    "Accuracy, Δbias (aligned vs conflicting; protected groups), artefact relevance (with artefact masks) on one split."
-    P, R = [], []
+             artefact_class:int=0, # the class the artefact is correlated with in training
+             cav:CAV|None=None, # the artefact's CAV for the TCAV numbers (None: not measured)
+             also:tuple=('gradcam',)): # further explainers whose artefact relevance is measured (`art_rel_<name>`)
+    "Accuracy, Δbias (aligned vs conflicting; protected groups), artefact relevance (with artefact masks) and TCAV."
+    P, R = [], {k: [] for k in dict.fromkeys((method, *also))}
     model.eval()
     with p_clarc(model, cavs):
         for b in batches:
             with torch.no_grad(): P.append(model_call(model, b).argmax(1).cpu())
             if (m := b['masks'].get('artefact')) is None: continue  # no artefact mask: no artefact relevance
             m = m.cpu()
-            R.append(artefact_relevance(explain(model, b, method, target=artefact_class).image.cpu(), m) if m.any()
-                     else torch.full((len(m),), float('nan')))
+            for k, r in R.items():
+                r.append(artefact_relevance(explain(model, b, k, target=artefact_class).image.cpu(), m) if m.any()
+                         else torch.full((len(m),), float('nan')))
     p, y, s, a = torch.cat(P), _cat(batches, 'y'), _cat(batches, 'protected'), _cat(batches, 'artefact')
+    rel = {('art_rel' if k == method else f'art_rel_{k}'): torch.cat(r).nanmean().item() for k, r in R.items() if r}
     with warnings.catch_warnings():  # one group only (e.g. the conflict split): NaN, as documented
         warnings.simplefilter('ignore')
         return dict(acc=accuracy(p, y).item(), delta_bias=delta_bias(p, y, a.bool() == (y == artefact_class)),
-                    delta_bias_s=delta_bias(p, y, s), **({'art_rel': torch.cat(R).nanmean().item()} if R else {}))
+                    delta_bias_s=delta_bias(p, y, s), **rel,
+                    **({} if cav is None else tcav(model, batches, cav, artefact_class, cavs)))
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #2505bfb0
 def _take(b, i):
@@ -296,23 +375,28 @@ class R2RConfig:
     cav:str='signal' # CAV kind: 'signal', 'svm' or 'logistic'
     ft_epochs:PosInt=2 # fine-tuning epochs per round (RR-ClArC, RRR)
     ft_lr:PosFloat=5e-4 # fine-tuning learning rate
-    lam_rrclarc:NonNegFloat=1. # RR-ClArC penalty weight
-    lam_rrr:NonNegFloat=.1 # RRR penalty weight: on the tiny preset's trained model the penalty is 1-10x the
-                           # cross-entropy at λ = 1 (Ross et al. size λ so both match); λ = 10 collapsed at seed 0
+    lam_rrclarc:NonNegFloat=1. # RR-ClArC penalty weight (relative to the cross-entropy's when `balance`)
+    lam_rrr:NonNegFloat=1. # RRR penalty weight (relative to the cross-entropy's when `balance`)
+    balance:bool=True # λ = lam · min(|∇CE| / |∇penalty|, 1e4) on 4 training batches at the start of each round
+                      # (`balanced_lam`; Ross et al.: both terms of similar size); False: lam is λ itself (at λ = 1
+                      # RR-ClArC's gradient was 2-3 % of the cross-entropy's on the tiny preset, RRR's 9-64x)
     seed:Seed=0 # seeds data, model, training and clustering
     device:Device|None=None # 'auto'/None: CUDA when present, else the CPU; 'cpu', 'cuda', ...
 
 def _revise(m, meth, rv, cavs, train, cfg, seed):
-    "Apply one round of revise method `meth` to model `m` (in place); returns the active P-ClArC CAVs."
-    if meth == 'pclarc': return cavs + [rv['cav']]
+    "One round of `meth` on model `m` (in place): the active P-ClArC CAVs and the round's λ, gradient sizes, losses."
+    if meth == 'pclarc': return cavs + [rv['cav']], {}
+    if meth == 'finetune': return cavs, dict(loss=finetune(m, train, _ce, cfg.ft_epochs, cfg.ft_lr, seed=seed))
     if meth == 'rrclarc':
-        c = rv['cav']
-        finetune(m, train, partial(rr_clarc_loss, cav=c, lam=cfg.lam_rrclarc, gen=torch.Generator().manual_seed(seed)),
-                 cfg.ft_epochs, cfg.ft_lr, frozen=_upstream(m, m.get_submodule(c.layer), train[0]), seed=seed)
-    elif meth == 'rrr': finetune(m, train, partial(rrr_loss, lam=cfg.lam_rrr), cfg.ft_epochs, cfg.ft_lr, seed=seed)
-    elif meth == 'finetune': finetune(m, train, _ce, cfg.ft_epochs, cfg.ft_lr, seed=seed)
+        L = m.get_submodule(rv['cav'].layer)
+        pen, lam = partial(rr_clarc_penalty, cav=rv['cav'], gen=torch.Generator().manual_seed(seed)), cfg.lam_rrclarc
+        fz = _upstream(m, L, train[0])
+    elif meth == 'rrr': pen, lam, fz = rrr_penalty, cfg.lam_rrr, []
     else: raise ValueError(f"methods: unknown revise method {meth!r}; use any of {METHODS}")
-    return cavs
+    sz = grad_sizes(m, train[:4], pen, fz)
+    if cfg.balance: lam = balanced_lam(lam, sz)
+    hist = finetune(m, train, _with_ce(pen, lam), cfg.ft_epochs, cfg.ft_lr, frozen=fz, seed=seed)
+    return cavs, dict(lam=lam, sizes=sz, loss=hist)
 
 def _clone(model):
     "`copy.deepcopy(model)`; tensors a module kept from its last forward pass (e.g. attention maps) are detached, not copied."
@@ -321,9 +405,9 @@ def _clone(model):
     return copy.deepcopy(model, memo)
 
 def _key(e, accs=('conflict', 'attacked'), rel='attacked'):
-    "The headline numbers of evaluation `e`: accuracy on the `accs` splits, test Δbias, artefact relevance on `rel`."
+    "The headline numbers of `e`: accuracy on the `accs` splits, test Δbias, artefact relevance and TCAV on `rel`."
     return dict(**{f'{sp}_acc': e[sp]['acc'] for sp in accs if sp in e}, delta_bias=e['test']['delta_bias'],
-                **({'art_rel': e[rel]['art_rel']} if 'art_rel' in e.get(rel, {}) else {}))
+                **{k: v for k, v in e.get(rel, {}).items() if k.startswith('art_rel') or k == 'tcav_sens'})
 
 def _summary(rv): return dict(**{k: rv[k] for k in ('art_rel', 'extra', 'spray') if k in rv},
                               cav=dict(layer=rv['cav'].layer, kind=rv['cav'].kind))
@@ -341,20 +425,21 @@ def r2r(model:nn.Module, # the trained (biased) model; not modified
     skipped = {} if 'artefact' in data['train'][0]['masks'] else {
         m: "needs artefact masks (masks['artefact']) for its penalty; the data has none"
         for m in cfg.methods if m == 'rrr'}
-    ev = lambda m, cavs: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class) for sp in data
-                          if sp not in ('train', 'reveal')}
+    ev = lambda m, cavs, cav: {sp: evaluate_split(m, data[sp], cavs, cfg.method, cfg.artefact_class,
+                                                  cav if sp == rel else None)  # TCAV on the headline split
+                               for sp in data if sp not in ('train', 'reveal')}
     rev = lambda m, cavs: reveal(m, data['reveal'], cavs, method=cfg.method, cls=cfg.artefact_class, cav_kind=cfg.cav,
                                  extra=cfg.extra, n_extra=cfg.n_extra, seed=cfg.seed, progress=progress)
     rv0 = rev(model, ())
-    base = dict(round=0, eval=ev(model, ()), reveal=_summary(rv0))
-    out = dict(base=base, methods={})
+    base = dict(round=0, eval=ev(model, (), rv0['cav']), reveal=_summary(rv0))
+    out = dict(diagnosis=diagnose(model, data, cfg, rv0['cav']), base=base, methods={})
     for meth in _progress([m for m in cfg.methods if m not in skipped], desc='r2r', show=progress):
         m, cavs, rv, prev, rounds = _clone(model), [], rv0, key(base['eval']), []
         for r in range(1, cfg.max_rounds + 1):
-            cavs = _revise(m, meth, rv, cavs, data['train'], cfg, cfg.seed + r)
-            e = ev(m, cavs); rv = rev(m, cavs); k = key(e)
+            cavs, info = _revise(m, meth, rv, cavs, data['train'], cfg, cfg.seed + r)
+            rv = rev(m, cavs); e = ev(m, cavs, rv['cav']); k = key(e)
             better = any(prev[x] - k[x] > cfg.tol for x in ('art_rel', 'delta_bias') if x in k)
-            rounds.append(dict(round=r, eval=e, reveal=_summary(rv), improved=bool(better)))
+            rounds.append(dict(round=r, eval=e, reveal=_summary(rv), revise=info, improved=bool(better)))
             if not better: break
             prev = k
         fin = next((x for x in rounds[::-1] if x['improved']), rounds[0])
@@ -362,7 +447,80 @@ def r2r(model:nn.Module, # the trained (biased) model; not modified
         chk = {x: f[x] > b[x] if x.endswith('_acc') else f[x] < b[x] for x in f}  # accuracies up, the others down
         out['methods'][meth] = dict(rounds=rounds, final_round=fin['round'], before=b, after=f, better=chk, helped=all(chk.values()))
     if skipped: out['skipped'] = skipped
-    out['headline'] = dict(accs=list(accs), rel=rel)
+    out['headline'] = dict(accs=list(accs), rel=rel, method=cfg.method)
+    return out
+
+# %% ../../nbs/10a_fairness.r2r.ipynb #d1a90002
+def _blank(b):
+    "`b` with every caption cut to its first and last token ([CLS] [SEP] or the word tokenizer's): no text evidence."
+    ids, am = b['input_ids'], b['attention_mask']
+    r = torch.arange(len(ids))
+    new = torch.zeros_like(ids[:, :2]); new[:, 0], new[:, 1] = ids[:, 0], ids[r, am.sum(1) - 1]
+    return {**b, 'input_ids': new, 'attention_mask': torch.ones_like(am[:, :2])}
+
+def _roll(b):
+    "`b` with the captions moved on by one sample: each image with another image's caption."
+    return {**b, **{k: b[k].roll(1, 0) for k in ('input_ids', 'attention_mask')}}
+
+@torch.no_grad()
+def _probs(model, batches): model.eval(); return torch.cat([model_call(model, b).softmax(1).cpu() for b in batches])
+
+def _first_order(model, L, clean, pasted, c):
+    "Mean Δp_c from pasting, and its first-order estimate ∇_a p_c · (a_pasted − a_clean) at layer `L`."
+    st, d, f1 = {}, [], []
+    for b, bp in zip(clean, pasted):
+        with torch.no_grad(), hooks(L, forward=lambda m, i, o: st.update(a=o)): p1 = model_call(model, bp).softmax(1)
+        ap = st['a']
+        with torch.enable_grad(), hooks(L, forward=lambda m, i, o: st.update(a=o)):
+            p0 = model_call(model, b).softmax(1)
+            g, = torch.autograd.grad(p0[:, c].sum(), st['a'])
+        d.append((p1 - p0)[:, c].detach().cpu()); f1.append((g * (ap - st['a'])).flatten(1).sum(1).detach().cpu())
+    return torch.cat(d).mean().item(), torch.cat(f1).mean().item()
+
+PAPER_LAYERS = ("Pahde et al. 2023 and Dreyer et al. 2024 (RR-ClArC) put the CAV on a late convolutional layer "
+                "(VGG-16 features.28, ResNet last block, EfficientNet last stage), followed only by pooling and a "
+                "linear head; Ross et al. 2017 (RRR) penalise input gradients")
+
+def diagnose(model:nn.Module, # the trained (unrevised) model
+             data:dict, # `r2r`'s batches: 'train', 'reveal', and 'clean' + 'attacked' (or 'artefact') for the pastes
+             cfg:R2RConfig, # CAV kind, artefact class, penalty weights, seed
+             cav:CAV|None=None): # the reveal's CAV (None: fitted on the reveal batches)
+    "Can revision act? CAV quality, the tower that carries the artefact, the penalties' gradients vs the task loss's."
+    c, rb = cfg.artefact_class, data['reveal']
+    L, name = _layer(model, None, rb[0])
+    acts, a, y = activations(model, rb, L), _cat(rb, 'artefact').bool(), _cat(rb, 'y')
+    cav = cav or fit_cav(acts, a, y, cfg.cav, name)
+    i, accs = torch.randperm(len(a), generator=torch.Generator().manual_seed(cfg.seed)), []
+    for tr, te in ((i[:len(i)//2], i[len(i)//2:]), (i[len(i)//2:], i[:len(i)//2])):  # 2-fold held-out accuracy
+        k = fit_cav(acts[tr], a[tr], y[tr] if cfg.cav == 'signal' else None, cfg.cav, name)
+        s, t = acts[te] @ k.v, (k.z_clean + k.z_art) @ k.v / 2
+        accs.append(((s[a[te]] > t).float().mean() + (s[~a[te]] <= t).float().mean()).item() / 2)
+    st = {}
+    with torch.no_grad(), hooks(L, forward=lambda m, i, o: st.update(s=list(o.shape[1:]))): model_call(model, rb[0])
+    out = dict(layer=dict(name=name, shape=st['s'], papers=PAPER_LAYERS),
+               cav=dict(kind=cav.kind, heldout_acc=float(np.mean(accs))))
+    src, cl = data.get('attacked', data.get('artefact')), data.get('clean')
+    if src and cl and 'artefact' in src[0]['masks']:
+        pasted = [paste_artefact(b, src[0]) for b in cl]
+        d = (activations(model, pasted, L) - activations(model, cl, L)).mean(0)
+        sd = (acts[~a] @ cav.v).std().item()
+        out['cav'].update(cos_paste=F.cosine_similarity(cav.v, d, 0).item(), shift_sd=(d @ cav.v).item() / sd)
+        yc, rel = _cat(cl, 'y'), {}
+        for k, f in (('caption', lambda b: b), ('blank caption', _blank), ('other caption', _roll)):
+            p0, p1 = _probs(model, [f(b) for b in cl]), _probs(model, [f(b) for b in pasted])
+            rel[k] = dict(acc_clean=accuracy(p0.argmax(1), yc).item(), acc_pasted=accuracy(p1.argmax(1), yc).item(),
+                          dp_artefact_class=(p1 - p0)[:, c].mean().item())
+        dp, f1 = _first_order(model, L, cl, pasted, c)
+        x = src[0]['images'].detach().requires_grad_()
+        g, = torch.autograd.grad(F.log_softmax(model_call(model, {**src[0], 'images': x}), 1).sum(), x)
+        m = src[0]['masks']['artefact'][:, None].to(g.device)
+        out['reliance'] = dict(**rel, first_order=dict(dp=dp, estimate=f1),
+                               input_grad_share=dict(grad=((g.abs() * m).sum() / g.abs().sum()).item(),
+                                                     area=m.float().mean().item()))
+    tr = data['train'][:4]
+    out['sizes'] = dict(rrclarc=grad_sizes(model, tr, partial(rr_clarc_penalty, cav=cav), _upstream(model, L, tr[0])))
+    if 'artefact' in tr[0]['masks']: out['sizes']['rrr'] = grad_sizes(model, tr, rrr_penalty)
+    for v in out['sizes'].values(): v['ratio'] = v['grad_penalty'] / v['grad_ce']  # at λ = 1
     return out
 
 # %% ../../nbs/10a_fairness.r2r.ipynb #4a543f15
@@ -372,7 +530,8 @@ def plot_rounds(res:dict, # the output of `r2r`
     h = res.get('headline', dict(accs=['conflict', 'attacked'], rel='attacked'))
     key = partial(_key, accs=h['accs'], rel=h['rel'])
     b = key(res['base']['eval'])
-    name = {'delta_bias': 'Δbias (test) ↓', 'art_rel': f"artefact relevance ({h['rel']}) ↓"}
+    name = {'delta_bias': 'Δbias (test) ↓', 'art_rel': f"artefact relevance ({h['rel']}) ↓",
+            'art_rel_gradcam': f"Grad-CAM artefact rel. ({h['rel']}) ↓", 'tcav_sens': f"TCAV |S| ({h['rel']}) ↓"}
     ks = {k: name.get(k, f'{k[:-4]} accuracy ↑') for k in b}
     axs = np.ravel(ax) if ax is not None else np.ravel(plt.subplots(1, len(ks), figsize=(2.75*len(ks), 2.4), dpi=72)[1])
     for name, r in res['methods'].items():
@@ -383,6 +542,26 @@ def plot_rounds(res:dict, # the output of `r2r`
     for a, (k, t) in zip(axs, ks.items()):
         a.set_title(t, fontsize=9); a.set_xlabel('round', fontsize=8); a.tick_params(labelsize=7)
         a.xaxis.get_major_locator().set_params(integer=True)
+    axs[0].legend(fontsize=7)
+    axs[0].figure.tight_layout()
+    return axs[0].figure
+
+def plot_relevance(res:dict, # the output of `r2r`
+                   ax=None): # one axis per explainer, or None for a new figure
+    "Artefact relevance before (the unrevised model) and after (each method's final round), for each explainer."
+    h = res.get('headline', dict(rel='attacked'))
+    b = res['base']['eval'][h['rel']]
+    ks = [k for k in b if k.startswith('art_rel')]
+    axs = np.ravel(ax) if ax is not None else np.ravel(plt.subplots(1, len(ks), figsize=(3.2*len(ks), 2.4), dpi=72)[1])
+    ms = list(res['methods'])
+    for a, k in zip(axs, ks):
+        aft = [res['methods'][m]['rounds'][res['methods'][m]['final_round'] - 1]['eval'][h['rel']][k] for m in ms]
+        x = np.arange(len(ms))
+        a.bar(x - .2, [b[k]] * len(ms), .4, color='grey', label='before')
+        a.bar(x + .2, aft, .4, color='C3', label='after')
+        a.set_xticks(x, ms, fontsize=7); a.tick_params(labelsize=7)
+        t = 'gradcam' if k == 'art_rel_gradcam' else h.get('method', k)
+        a.set_title(f"{t}: artefact relevance ({h['rel']}) ↓", fontsize=8)
     axs[0].legend(fontsize=7)
     axs[0].figure.tight_layout()
     return axs[0].figure
@@ -481,5 +660,7 @@ def run_r2r(cfg:R2RConfig|dict, # the knobs (a dict is validated into `R2RConfig
         fig.suptitle(f"Reveal to Revise, artefact tied to class {info['artefact_class_name']!r}", fontsize=9)
         fig.tight_layout()
     save_fig(fig, run.visualizations/'r2r_rounds.png', dpi=72)
+    if any(k.startswith('art_rel') for k in res['base']['eval'][res['headline']['rel']]):  # no masks: no relevance
+        save_fig(plot_relevance(res), run.visualizations/'r2r_relevance.png', dpi=72)
     run.finish()
     return res
