@@ -8,11 +8,12 @@ Docs: https://xaimm.github.io/xaimm_nb/cli.html.md"""
 from __future__ import annotations
 import sys, re, argparse, tempfile, traceback, typing
 from pathlib import Path
-from .core import ConfigError, load_yaml, apply_overrides, tune_malloc, PosInt, Seed, RunLock, RunLockedError
+from .core import (ConfigError, load_yaml, apply_overrides, tune_malloc, PosInt, NonNegInt, Seed,
+                           RunLock, RunLockedError)
 
 # %% auto #0
-__all__ = ['explain_cmd', 'wgan_cmd', 'r2r_cmd', 'command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd',
-           'train_cmd', 'run_cmd', 'eval_cmd', 'ablate_cmd', 'sweep_cmd', 'init_config', 'init_cmd']
+__all__ = ['wgan_cmd', 'r2r_cmd', 'command', 'read_config', 'out_dir', 'build_parser', 'main', 'synth_cmd', 'train_cmd',
+           'run_cmd', 'explain_cmd', 'report_cmd', 'eval_cmd', 'ablate_cmd', 'sweep_cmd', 'init_config', 'init_cmd']
 
 # %% ../nbs/14_cli.ipynb #8cb26e7a
 _COMMANDS = {}
@@ -99,10 +100,31 @@ def _run_args(p):
     _fresh_args(p)
     p.add_argument('--stages', nargs='*', default=None, help='run only these stages (default: the config\'s `stages`)')
 
+def _classifier_done(cfg, out)->bool:
+    "Whether `run_pipeline` will skip the classifier stage of run directory `out` (finished under the same config)."
+    from xaimm_nb.pipeline import _stage_config, _changed
+    from xaimm_nb.core import load_json
+    r = Path(out)/'results'
+    done, seen = (load_json(r/f) if (r/f).exists() else {} for f in ('stages.json', 'stage_configs.json'))
+    return 'classifier' in done and not ('classifier' in seen and _changed(seen['classifier'],
+                                                                            _stage_config(cfg, 'classifier')))
+
 @command('train', 'Train and evaluate the multimodal classifier of the config (an interrupted run resumes from models/last.pt; --fresh retrains).')
 def train_cmd(args):
-    from xaimm_nb.pipeline import run_pipeline
+    from xaimm_nb.pipeline import run_pipeline, parse_config, data_splits
+    from xaimm_nb.explain.store import init_distributed, dist_info
     out = out_dir(args, 'train')
+    if dist_info()[1] > 1:  # torchrun / accelerate launch: rank 0 runs the stage and owns the run directory; the
+        import torch.distributed as dist   # others train their replicas beside it (writing nothing) if rank 0 trains
+        from xaimm_nb.core import to_dict
+        from xaimm_nb.train import train_classifier
+        cfg = parse_config(read_config(args), ['classifier'])
+        rank, _ = init_distributed()
+        todo = [not rank and (args.fresh or not _classifier_done(cfg, out))]
+        dist.broadcast_object_list(todo, 0)  # read before rank 0 writes anything: the same decision as its pipeline's
+        if rank:
+            if todo[0]: train_classifier(to_dict(cfg), out, splits=data_splits(cfg))
+            return
     run_pipeline(read_config(args), out, stages=['classifier'], resume=not args.fresh)
     print(f"done: {out}/results/metrics.json")
 train_cmd.args = _fresh_args
@@ -126,9 +148,46 @@ def _stage_cmd(name, stages, what):
     fn.args = _fresh_args
     return command(name, f"{what} (stages {', '.join(stages)}; resumable).")(fn)
 
-explain_cmd = _stage_cmd('explain', ['classifier', 'explain'], "Explain the config's classifier with every configured method and score the explanations")
+_explain_stage_cmd = _stage_cmd('explain', ['classifier', 'explain'], "Explain the config's classifier with every configured method and score the explanations")
 wgan_cmd = _stage_cmd('train-wgan', ['gan'], 'Train and evaluate the conditional attention WGAN-GP of the config')
 r2r_cmd = _stage_cmd('r2r', ['r2r'], 'Reveal-to-Revise on SynthMM with a spurious artefact: results/r2r.json and the per-round plot')
+
+# %% ../nbs/14_cli.ipynb #3e8b8117
+def _explain_args(p):
+    _fresh_args(p)
+    p.add_argument('--store', default=None, help='explain every sample into this explanation store (a folder)')
+    p.add_argument('--ckpt', default=None, help="with --store: the classifier's state dict (default: the run "
+                   "directory's models/best.pt, trained first when missing)")
+    p.add_argument('--data', nargs='+', default=None, help="with --store: the splits to explain (default: explain.split)")
+    p.add_argument('--shard-size', type=_arg(PosInt), default=64,
+                   help='with --store: samples per shard, the unit of resumption and of distribution (default: %(default)s)')
+
+@command('explain', "Explain the config's classifier with every configured method and score the explanations (stages "
+                    "classifier, explain; resumable); with --store, every sample of the split(s) into a store, by shard.")
+def explain_cmd(args):
+    if args.store is None:
+        if args.ckpt or args.data: raise ValueError("--ckpt and --data go with --store; add --store STORE")
+        return _explain_stage_cmd(args)
+    from xaimm_nb.pipeline import explain_to_store
+    if args.fresh: raise ValueError("--fresh: a store is resumed by shard; to start afresh pass a new --store folder")
+    st = explain_to_store(read_config(args), args.store, out_dir(args, 'explain'), args.ckpt, args.data,
+                          args.shard_size)
+    print(f"{st!r}; the table: xaimm report {args.store}")
+explain_cmd.args = _explain_args
+
+def _report_args(p):
+    p.add_argument('store', help='an explanation store (the folder given to `xaimm explain --store`)')
+    p.add_argument('--out', default=None, help='where to write (default: STORE/report)')
+    p.add_argument('--split', default=None, help="one split's table (default: every sample of the store)")
+    p.add_argument('--n-show', type=_arg(PosInt), default=4, help='samples in the picture (default: %(default)s)')
+
+@command('report', 'The quality table (CSV, PNG, Markdown) and the explanations picture of an explanation store.')
+def report_cmd(args):
+    from xaimm_nb.pipeline import store_report
+    out = Path(args.out or Path(args.store)/'report')
+    store_report(args.store, out, args.n_show, args.split)
+    print((out/'summary.md').read_text()); print(f"files: {out}")
+report_cmd.args = _report_args
 
 # %% ../nbs/14_cli.ipynb #08a2d10a
 def _eval_args(p):
@@ -234,6 +293,8 @@ def _sweep_args(p):
                    help='completed trials the study should hold (default: %(default)s)')
     p.add_argument('--storage', default=None, help='Optuna storage URL (default: sqlite:///<out>/sweep.db; any database URL for several machines)')
     p.add_argument('--study', default=None, help='study name (default: the space file name)')
+    p.add_argument('--worker', type=_arg(NonNegInt), default=0, help='this worker\'s number when several processes '
+                   'share the study: each seeds its sampler apart (default: %(default)s)')
 
 @command('sweep', 'Optuna hyper-parameter search (multi-objective, SQLite or any database storage) over a YAML search space.')
 def sweep_cmd(args):
@@ -243,7 +304,7 @@ def sweep_cmd(args):
     parse_config(d, load_space(args.space)['stages'])  # the base config is valid before the study or its folder exists
     out.mkdir(parents=True, exist_ok=True)
     st = sweep(d, args.space, n_trials=args.trials, storage=args.storage or f"sqlite:///{out.resolve()}/sweep.db",
-               study_name=args.study or Path(args.space).stem, out=out)
+               study_name=args.study or Path(args.space).stem, out=out, worker=args.worker)
     best = st.best_trials
     print(f"{len(st.trials)} trials; Pareto front: " + '; '.join(f"#{t.number} {t.values} {t.params}" for t in best))
 sweep_cmd.args = _sweep_args

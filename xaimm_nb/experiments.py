@@ -307,6 +307,16 @@ def _set(d, key, v):
     d[last] = v
 
 # %% ../nbs/13a_experiments.ipynb #09b27f01
+def _create_study(optuna, storage, **kw):
+    "`optuna.create_study(load_if_exists=True)` that survives workers starting together on a new database."
+    import random
+    from sqlalchemy.exc import IntegrityError, OperationalError
+    for i in range(6):  # two workers creating the tables at once: one fails (e.g. alembic_version's UNIQUE); retry
+        try: return optuna.create_study(storage=storage, load_if_exists=True, **kw)
+        except (IntegrityError, OperationalError):
+            if i == 5: raise
+            time.sleep(.5 + random.random())
+
 def sweep(config:str|Path|dict, # base run config: a YAML path or a dict
           space:str|Path|dict, # the search space (see above): a YAML path or a dict
           n_trials:int=20, # completed trials wanted in the study (a rerun tops it up)
@@ -315,6 +325,7 @@ def sweep(config:str|Path|dict, # base run config: a YAML path or a dict
           out:str|Path='runs/sweep', # trial run directories go to out/<study_name>/trial_<n>
           overrides=(), # overrides applied to the config before each trial's values
           seed:int|None=None, # run seed and sampler seed (None: the config's seed)
+          worker:int=0, # this process's number among the workers sharing the study (each seeds its sampler apart)
           progress:bool=True): # Optuna's progress bar
     "Optuna search over config values with one or more objectives, stored in `storage`; returns the `optuna.Study`."
     try: import optuna
@@ -325,16 +336,17 @@ def sweep(config:str|Path|dict, # base run config: a YAML path or a dict
     objs, seed = sp['objectives'], base.get('seed', 0)
     if storage.startswith('sqlite:///'): Path(storage[len('sqlite:///'):]).parent.mkdir(parents=True, exist_ok=True)
     name = study_name or f"{Path(config).stem if isinstance(config, (str, Path)) else 'config'}-{Path(space).stem if isinstance(space, (str, Path)) else 'space'}"
-    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, directions=list(objs.values()),
-                                sampler=optuna.samplers.TPESampler(seed=seed))
-    # a resumed study must not replay the first trials' draws: the sampler's seed moves on with the trials already stored
-    if study.trials: study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    study = _create_study(optuna, storage, study_name=name, directions=list(objs.values()))
+    # a resumed study must not replay the first trials' draws: the sampler's seed moves on with the trials already
+    # stored; and workers started together on one study (which all see the same trials) must not draw alike
+    study.sampler = optuna.samplers.TPESampler(seed=(seed + len(study.trials) + 1_000_003 * worker) % 2**32)
     if (have := [d.name.lower() for d in study.directions]) != list(objs.values()): raise ConfigError(
         f"study {name!r} in {storage} optimises {have}, this space {list(objs.values())}; pass another study_name")
     def objective(trial):
         d = experiment_config(base)
         for k, s in sp['params'].items(): _set(d, k, _suggest(trial, k, s))
         rd = Path(out)/name/f'trial_{trial.number:04d}'; trial.set_user_attr('run_dir', str(rd.resolve()))
+        trial.set_user_attr('worker', worker)
         try:
             m = flat_metrics(run_pipeline(d, rd, stages=sp['stages'], log=lambda s: None))
             miss = [k for k in objs if k not in m]

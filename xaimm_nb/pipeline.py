@@ -15,7 +15,7 @@ from .core import (RunDir, ConfigError, from_dict, to_dict, load_json, save_json
 # %% auto #0
 __all__ = ['stage', 'section', 'parse_config', 'run_pipeline', 'split_timings', 'summary', 'summary_markdown', 'data_splits',
            'data_name', 'synth_stage', 'classifier_stage', 'ExplainConfig', 'load_classifier', 'explain_stage',
-           'gan_stage', 'dual_stage', 'r2r_stage']
+           'gan_stage', 'dual_stage', 'r2r_stage', 'explain_to_store', 'store_report']
 
 # %% ../nbs/13_pipeline.ipynb #cff7e326
 _STAGES = {}
@@ -372,10 +372,14 @@ def _is_synth(cfg):
     from xaimm_nb.data.synth import SynthConfig
     return isinstance(section(cfg, 'data', _data_cfg), SynthConfig)
 
+def _own_gan_data(cfg):
+    "Whether the gan stage trains on your data (not SynthMM, nor a built-in `gan.dataset` such as digits)."
+    return not _is_synth(cfg) and not (cfg.gan or {}).get('dataset')
+
 def _check_gan(cfg):
     "Your data: it has images, and enough of every class."
     from xaimm_nb.gan import check_gan_source
-    if not _is_synth(cfg): check_gan_source(data_splits(cfg)['train'])
+    if _own_gan_data(cfg): check_gan_source(data_splits(cfg)['train'])
 
 @stage('gan', check=_check_gan, data=_data_cfg, gan=_wgan_cfg)
 def gan_stage(cfg, run):
@@ -384,7 +388,7 @@ def gan_stage(cfg, run):
     gc = from_dict(_wgan_cfg(), {'seed': cfg.seed, 'device': cfg.device, **cfg.gan}, 'gan')
     if run.restart:  # the FID and attribute classifiers were trained on the old config's data
         for f in ('synth_clf.pt', 'attr_clf.pt'): (run.models/f).unlink(missing_ok=True)
-    tr = None if _is_synth(cfg) else data_splits(cfg)['train']
+    tr = data_splits(cfg)['train'] if _own_gan_data(cfg) else None
     data, kw = gan_inputs(section(cfg, 'data', _data_cfg), gc, cfg.seed, tr)
     r = train_wgan(gc, data, run.path, resume=not run.restart, **kw)
     return {k: v for k, v in r.metrics.items() if not isinstance(v, list)}
@@ -436,3 +440,76 @@ def r2r_stage(cfg, run):
                 methods={m: dict(after=d['after'], better=d['better'], helped=d['helped'], final_round=d['final_round'])
                          for m, d in res['methods'].items()},
                 **{k: res[k] for k in ('data', 'skipped') if k in res})
+
+# %% ../nbs/13_pipeline.ipynb #d5c4c234
+def _ckpt_classifier(cfg:RunConfig, ckpt):
+    "(the classifier in state dict `ckpt` on the config's device, its tokenizer)."
+    from xaimm_nb.train import build_classifier
+    from xaimm_nb.data.core import get_tokenizer
+    ckpt = Path(ckpt)
+    model, st = build_classifier(to_dict(cfg), data_splits(cfg)['train']), load_state(ckpt)
+    load_into(model, st['model'] if 'model' in st and 'opt' in st else st, f"--ckpt {ckpt}",
+              "pass the config it was trained with")
+    return model.to(get_device(cfg.device)).eval(), get_tokenizer(model.preset['tokenizer'], pad_to='longest')
+
+def explain_to_store(d:dict, # a run config: its data, model, train and explain sections
+                     store, # the store's folder
+                     out=None, # the run directory whose classifier is explained (trained first when missing)
+                     ckpt=None, # a classifier state dict to explain instead (e.g. another run's models/best.pt)
+                     splits=None, # the splits to explain (default: `explain.split`)
+                     shard_size:int=64, # samples per shard
+                     log=print):
+    "Explain every sample of `splits` with the configured methods into the store `store` (one rank's share of it)."
+    from types import SimpleNamespace
+    from xaimm_nb.data.core import MMDataset
+    from xaimm_nb.explain.store import init_distributed, barrier, explain_store
+    cfg = parse_config(d, ['explain'])
+    ec, sp = section(cfg, 'explain', ExplainConfig), data_splits(cfg)
+    splits = list(splits or [ec.split])
+    bad = [s for s in splits if s not in sp]
+    if bad: raise ConfigError(f"--data {' '.join(bad)}: the data has no such split; use some of {list(sp)}")
+    rank, world = init_distributed()
+    if ckpt is None:
+        if out is None: raise ValueError("explain_to_store: pass `out` (a run directory) or `ckpt` (a state dict)")
+        models = Path(out)/'models'
+        if rank == 0 and not any((models/n).exists() for n in ('best.pt', 'last.pt')):
+            log(f"[explain] no classifier in {out}: training it first"); run_pipeline(d, out, ['classifier'], log=log)
+        barrier()
+        model, tok, _ = load_classifier(cfg, SimpleNamespace(models=models))
+        ckpt = next(models/n for n in ('best.pt', 'last.pt') if (models/n).exists())
+    else: model, tok = _ckpt_classifier(cfg, ckpt)
+    p = model.preset
+    data = {s: MMDataset(sp[s], tok, p['size'], p['mean'], p['std']) for s in splits}
+    dset = dict(tokenizer=str(p['tokenizer']), size=p['size'], mean=list(p['mean']), std=list(p['std']))
+    meta = dict(config=json.loads(json.dumps(dict(seed=cfg.seed, data=cfg.data, model=cfg.model), default=str)),
+                ckpt=str(Path(ckpt).resolve()), dataset=dset)
+    log(f"[explain] rank {rank} of {world}: {', '.join(f'{s} ({len(v)})' for s, v in data.items())} -> {store}")
+    return explain_store(model, data, store, ec.methods, shard_size, ec.bs, ec.image_mask, ec.seed, meta)
+
+def store_report(store, # an explanation store's folder
+                 out=None, # where to write (default: STORE/report)
+                 n_show:int=4, # samples in the picture
+                 split:str|None=None)->dict: # one split's table (default: all the store's samples)
+    "The quality table (CSV, PNG, `summary.md`) and the explanations' picture of a store; returns `xai_report`'s dict."
+    from xaimm_nb.explain.store import open_store
+    from xaimm_nb.data.core import MMDataset, get_tokenizer
+    from xaimm_nb.metrics.xai import xai_report, plot_xai_table
+    from xaimm_nb.viz import explanation_grid
+    st = open_store(store); out = Path(out or Path(store)/'report')
+    tab = st.table(split)
+    n = int(st.scores.drop_duplicates(['split', 'sample']).query('split == @split' if split else 'sample >= 0').shape[0])
+    name = split or '+'.join(st.meta['splits'])
+    title = f"explanation quality, {n} {name} samples ({st.n_done}/{len(st.shards)} shards)"
+    atomic_write(out/'xai_table.csv', tab.to_csv())
+    save_fig(plot_xai_table(tab, title), out/'xai_table.png')
+    rep = dict(n=n, split=name, **xai_report(tab))
+    atomic_write(out/'summary.md', _xai_md(rep, title[0].upper() + title[1:]))
+    m = st.meta
+    if 'config' in m:  # the data the store was made from: the pictures
+        s0 = split or next(iter(m['splits'])); ds = m['dataset']
+        src = data_splits(parse_config(dict(m['config'], stages=['synth'])))[s0]
+        mm = MMDataset(src, get_tokenizer(ds['tokenizer'], pad_to='longest'), ds['size'], ds['mean'], ds['std'])
+        idx = list(range(min(n_show, m['splits'][s0])))
+        save_fig(explanation_grid(mm.batch(idx), {k: st.explanation(k, idx, s0) for k in st.meta['methods']}),
+                 out/'explanations.png')
+    return rep

@@ -6,7 +6,8 @@ Docs: https://xaimm.github.io/xaimm_nb/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #a8440885
 from __future__ import annotations
-import random, time, warnings
+import os, random, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ with warnings.catch_warnings():  # fastai.layers applies the deprecated `torch.j
     from fastai.callback.schedule import fit_one_cycle
     from fastai.data.core import DataLoaders
     from fastai.optimizer import OptimWrapper
+    from fastai.torch_core import rank_distrib, num_distrib
 from .core import (IN_TEST, RunDir, ConfigError, from_dict, to_dict, get_device, set_seed, save_state,
                            load_state, save_json, load_json, save_fig, load_into, PosInt, PosFloat, NonNegFloat, Prob,
                            Seed, Device)
@@ -34,9 +36,10 @@ from .data.core import MMDataset, get_tokenizer, mm_dataloaders, synth_dataloade
 from .data.sources import data_config, load_splits
 
 # %% auto #0
-__all__ = ['SCORES', 'BiasLoss', 'scores', 'GroupMetric', 'CheckpointCallback', 'MetricsJSONCallback', 'TensorBoardScalars',
-           'tensorboard_scalars', 'mm_learner', 'wandb_callback', 'predict', 'evaluate', 'TrainConfig',
-           'plot_confusion', 'show_predictions', 'model_config', 'build_classifier', 'train_classifier']
+__all__ = ['SCORES', 'BiasLoss', 'scores', 'GroupMetric', 'unwrap', 'CheckpointCallback', 'MetricsJSONCallback',
+           'TensorBoardScalars', 'tensorboard_scalars', 'mm_learner', 'wandb_callback', 'predict', 'evaluate',
+           'distributed', 'TrainConfig', 'plot_confusion', 'show_predictions', 'model_config', 'build_classifier',
+           'train_classifier']
 
 # %% ../nbs/06_train.ipynb #dfa5986e
 class BiasLoss:
@@ -75,8 +78,10 @@ class GroupMetric(Metric):
     def reset(self): self.ps, self.ys, self.ss, self.K = [], [], [], None
     def accumulate(self, learn):
         y, *s = learn.yb
-        self.ps.append(learn.pred.argmax(-1).cpu()); self.ys.append(y.cpu())
-        self.ss.append((s[0] if s else torch.zeros_like(y)).cpu()); self.K = learn.pred.shape[-1]
+        # `learn.to_detach`: on the CPU, and under distributed training gathered from every rank (fastai drops the
+        # samples its sampler repeated to even out the ranks), so each rank scores the whole validation set
+        self.ps.append(learn.to_detach(learn.pred.argmax(-1))); self.ys.append(learn.to_detach(y))
+        self.ss.append(learn.to_detach(s[0] if s else torch.zeros_like(y))); self.K = learn.pred.shape[-1]
     @property
     def value(self):
         if not self.ps: return None
@@ -89,7 +94,8 @@ def _rng_state(dls):
     st = np.random.get_state()
     return dict(torch=torch.get_rng_state(), python=random.getstate(), numpy=[st[0], torch.from_numpy(st[1].astype(np.int64)), *st[2:]],
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                dls=[dl.rng.getstate() for dl in dls.loaders])
+                # a fastai `DistributedDL` shuffles with the rng of the DataLoader it wraps
+                dls=[getattr(dl, 'dl', dl).rng.getstate() for dl in dls.loaders])
 
 def _plain(o):
     "Numpy scalars (fastai's schedules write them into the optimizer's hyper-parameters) as Python numbers, for weights_only loading."
@@ -101,10 +107,19 @@ def _set_rng_state(d, dls):
     torch.set_rng_state(d['torch']); random.setstate(d['python'])
     n = d['numpy']; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     if d['cuda']: torch.cuda.set_rng_state_all(d['cuda'])
-    for dl, s in zip(dls.loaders, d['dls']): dl.rng.setstate(s)
+    for dl, s in zip(dls.loaders, d['dls']): getattr(dl, 'dl', dl).rng.setstate(s)
+
+def unwrap(model:nn.Module)->nn.Module:
+    "The model inside a `DistributedDataParallel` wrapper (what fastai's distributed training fits), else `model`."
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+def _bcast(o):
+    "Rank 0's `o` on every rank of the process group."
+    l = [o]; torch.distributed.broadcast_object_list(l, 0); return l[0]
 
 class CheckpointCallback(Callback):
     "Atomically save `last.pt` (full training state) every epoch and `best.pt` (model) on a better `monitor`; resume from `last.pt`."
+    # distributed training: rank 0 reads and writes the files; the other ranks resume from the state it sends
     order = ProgressCallback.order + 5  # after Recorder: the epoch's metrics are known
     def __init__(self, path, # folder of the checkpoints (a run's `models/`)
                  monitor:str='accuracy', # a metric name, or 'valid_loss'
@@ -115,12 +130,14 @@ class CheckpointCallback(Callback):
     def before_fit(self):
         self.best, self.start, self.best_epoch = None, 0, None
         f = self.path/'last.pt'
-        if not (self.resume and f.exists()): return
-        st = load_state(f)
+        st = load_state(f) if self.resume and f.exists() and rank_distrib() == 0 else None
+        if num_distrib() > 1: st = _bcast(st)  # every rank resumes from rank 0's checkpoint (no shared disk needed)
+        if st is None: return
         if st.get('n_epoch') != self.n_epoch:
             raise ValueError(f"{f}: written by a run of {st.get('n_epoch')} epochs, this one asks for {self.n_epoch}; "
                              "train into a new run directory (or delete the checkpoint / pass resume=False)")
-        load_into(self.model, st['model'], f, "train into a new run directory, or pass resume=False to start afresh")
+        load_into(unwrap(self.model), st['model'], f,
+                  "train into a new run directory, or pass resume=False to start afresh")
         self.opt.load_state_dict(st['opt'])
         self.learn.train_iter, self.best, self.best_epoch, self.start = st['train_iter'], st['best'], st['best_epoch'], st['epoch'] + 1
         self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = st['smooth']
@@ -137,11 +154,12 @@ class CheckpointCallback(Callback):
         if v is None: raise ValueError(f"monitor={self.monitor!r} is not a logged value; use one of {list(self.recorder.metric_names[1:-1])}")
         if self.best is None or (v > self.best if self.larger else v < self.best):
             self.best, self.best_epoch = float(v), self.epoch
-            save_state(self.path/'best.pt', self.model.state_dict())
+            if rank_distrib() == 0: save_state(self.path/'best.pt', unwrap(self.model).state_dict())
+        if rank_distrib(): return  # rank 0 writes; the others know the same best (the metrics are gathered)
         sl = self.recorder.smooth_loss
-        save_state(self.path/'last.pt', dict(model=self.model.state_dict(), opt=_plain(self.opt.state_dict()), epoch=self.epoch,
-                   n_epoch=self.n_epoch, train_iter=self.learn.train_iter, best=self.best, best_epoch=self.best_epoch,
-                   smooth=(sl.count, sl.val), rng=_rng_state(self.dls)))
+        save_state(self.path/'last.pt', dict(model=unwrap(self.model).state_dict(), opt=_plain(self.opt.state_dict()),
+                   epoch=self.epoch, n_epoch=self.n_epoch, train_iter=self.learn.train_iter, best=self.best,
+                   best_epoch=self.best_epoch, smooth=(sl.count, sl.val), rng=_rng_state(self.dls)))
 
 # %% ../nbs/06_train.ipynb #ab66685c
 class MetricsJSONCallback(Callback):
@@ -156,7 +174,8 @@ class MetricsJSONCallback(Callback):
         "Merge `kw` into this callback's section of the file."
         d = self._read()
         sec = d.setdefault(self.key, {}) if self.key else d
-        sec.update(kw); save_json(self.path, d)
+        sec.update(kw)
+        if rank_distrib() == 0: save_json(self.path, d)  # distributed training: rank 0 writes
 
     def before_fit(self):
         d = self._read()
@@ -175,14 +194,16 @@ class TensorBoardScalars(Callback):
     order = CheckpointCallback.order + 1  # before_fit after the checkpoint's: a resumed fit knows its step
     def __init__(self, log_dir): self.log_dir, self.w = Path(log_dir), None # event-file folder (a run's `tensorboard/`)
     def before_fit(self):
+        if rank_distrib(): return  # distributed training: rank 0 logs
         from torch.utils.tensorboard import SummaryWriter
         # one stream per folder: events of an earlier (killed) fit from our first step on are hidden (see below)
         self.w = SummaryWriter(str(self.log_dir), purge_step=self.train_iter + 1)
     def after_batch(self):
-        if not self.training: return
+        if not (self.training and self.w): return
         self.w.add_scalar('train/loss', float(self.smooth_loss), self.train_iter)
         self.w.add_scalar('train/lr', float(self.opt.hypers[-1]['lr']), self.train_iter)
     def after_epoch(self):
+        if not self.w: return
         for k, v in zip(self.recorder.metric_names[1:], self.learn.final_record):
             self.w.add_scalar(f'valid/{k}', float(v), self.train_iter)
     def after_fit(self):
@@ -263,6 +284,24 @@ def evaluate(model:nn.Module, # the classifier
     z, y, s = predict(model, data, bs)
     return dict(n=len(y), **scores(z, y, s))
 
+# %% ../nbs/06_train.ipynb #2e5b6622
+def _broadcast(self, t, rank):
+    "fastai's `DistributedDL._broadcast`, with the tensor on CUDA only for nccl (gloo, the CPU backend, wants it here)."
+    t = torch.LongTensor(t)
+    if torch.distributed.get_backend() == 'nccl': t = t.cuda()
+    torch.distributed.broadcast(t, rank)
+    return t.cpu().tolist()
+
+@contextmanager
+def distributed(learn:Learner): # the Learner to fit
+    "fastai's `learn.distrib_ctx()` when torchrun / accelerate launch started several processes; else nothing."
+    if num_distrib() <= 1: yield learn; return
+    from fastai.distributed import DistributedDL
+    from accelerate.utils import DistributedDataParallelKwargs
+    DistributedDL._broadcast = _broadcast  # fastai 2.8: `.cuda()` unconditionally (see above)
+    kw = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    with learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available(), kwargs_handlers=kw): yield learn
+
 # %% ../nbs/06_train.ipynb #9081738b
 @dataclass
 class TrainConfig:
@@ -270,7 +309,7 @@ class TrainConfig:
     epochs:PosInt=5 # passes over the training split
     lr:PosFloat=2e-3 # peak learning rate of the one-cycle schedule
     wd:NonNegFloat=1e-2 # AdamW weight decay
-    bs:PosInt=64 # training batch size
+    bs:PosInt=64 # training batch size (of one optimizer step: over all processes in distributed training)
     lam_bias:NonNegFloat=0. # λ of the R_bias penalty
     freeze_image:str='but_last' # image backbone: 'none', 'all' or 'but_last' (train only its last stage)
     freeze_text:str='all' # text backbone: 'none', 'all' or 'but_last'
@@ -346,27 +385,35 @@ def train_classifier(cfg, # run config: dict or dataclass with `data`, `model`, 
                      cbs=(), # extra fastai callbacks
                      splits:dict|None=None): # `load_splits` of the config's data done already (default: done here)
     "Train the configured classifier on the config's data; evaluate test (and SynthMM's conflict); write the run dir."
+    # launched by torchrun / accelerate launch: fastai's distributed training; rank 0 writes and returns, others None
     d = cfg if isinstance(cfg, dict) else to_dict(cfg)
     dc, tc = data_config(d.get('data')), _section(d, 'train', TrainConfig)
     seed, dev = d.get('seed', 0) if tc.seed is None else tc.seed, get_device(tc.device or d.get('device'))
     sp = splits or load_splits(dc, d.get('seed', 0))  # bad data stops here, before the run directory is written
     model_config(d.get('model'), getattr(sp['train'], 'modalities', ('image', 'text')))  # so does a contradicting mode
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, config=d, seed=seed, device=dev)
+    rank, world = rank_distrib(), max(num_distrib(), 1)  # under torchrun / accelerate launch: rank 0 owns the run dir
+    if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if rank: run, path = None, Path(getattr(run_dir, 'path', run_dir))  # no lock, no writes: rank 0 does both
+    else:
+        run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, config=d, seed=seed, device=dev)
+        path = run.path
     set_seed(seed, deterministic=True)
     model = build_classifier(d, sp['train'])
     size, classes = model.preset['size'], model.classes
     for enc, mode in ((model.image_encoder, tc.freeze_image), (model.text_encoder, tc.freeze_text)):
         if mode != 'none': freeze(enc, mode)
     tok, stats = get_tokenizer(model.preset['tokenizer'], pad_to='longest'), dict(mean=model.preset['mean'], std=model.preset['std'])
-    dls = mm_dataloaders(sp['train'], sp['valid'], tc.bs, tok, size, seed=seed, device=dev, **stats)
+    # train.bs is the batch of one optimizer step over all ranks: each of `world` ranks loads its share
+    dls = mm_dataloaders(sp['train'], sp['valid'], -(-tc.bs // world), tok, size, seed=seed, device=dev, **stats)
     n_groups = getattr(dc, 'n_groups', None) or len(sp['train'].groups)
-    mj = MetricsJSONCallback(run.results/'metrics.json', 'train')
-    wb = [wandb_callback(run.path, d)] if tc.wandb else []
+    mj = MetricsJSONCallback(path/'results'/'metrics.json', 'train')
+    wb = [wandb_callback(path, d)] if tc.wandb and not rank else []
     learn = mm_learner(dls, model, tc.lam_bias, n_groups, tc.lr, tc.wd, progress=tc.progress and not IN_TEST,
-                       cbs=[CheckpointCallback(run.models, tc.monitor, tc.resume), mj,
-                            TensorBoardScalars(run.path/'tensorboard'), *wb, *cbs])
+                       cbs=[CheckpointCallback(path/'models', tc.monitor, tc.resume), mj,
+                            TensorBoardScalars(path/'tensorboard'), *wb, *cbs])
     t0 = time.time()
-    learn.fit_one_cycle(tc.epochs, tc.lr, pct_start=tc.pct_start)
+    with distributed(learn): learn.fit_one_cycle(tc.epochs, tc.lr, pct_start=tc.pct_start)
+    if rank: return None  # rank 0 evaluates, writes and returns the results
     res = {}
     for k in ('test', 'conflict'):  # SynthMM's bias-conflicting split too
         if k not in sp: continue
