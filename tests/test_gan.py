@@ -1,5 +1,5 @@
 "Edge cases of xaimm_nb.gan: known answers of the penalty and the bias loss, errors, checkpoints, exact resume, NaN handling."
-import json
+import contextlib, json
 from pathlib import Path
 import numpy as np, pytest, torch, torch.nn as nn, yaml
 from xaimm_nb.core import ConfigError, from_dict, load_state
@@ -225,3 +225,69 @@ def test_killed_and_resumed_run_shows_one_tensorboard_stream(tmp_path, monkeypat
     a, b = (tensorboard_scalars(tmp_path/k/'tensorboard'/'gan') for k in 'ab')
     assert [s for s, _ in b['gan/loss_g']] == [1, 2, 3, 4] and [s for s, _ in b['gan/fid_synthmm']] == [2, 4]
     assert b == a
+
+# --- the faster step, the moving average of G, built-in digits (issue #22)
+def test_fast_step_layout_and_fallback():
+    "fast=True: channels-last networks, fused Adam; autocast only where bf16 is native, a no-op context otherwise."
+    r = train_wgan(dict(TINY, steps=1, eval_every=0), toy())
+    conv = r.D.net[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    p = train_wgan(dict(TINY, steps=1, eval_every=0, fast=False), toy())
+    assert p.D.net[0].weight.is_contiguous()
+    assert isinstance(gan._autocast(torch.device('cpu'), False)(), contextlib.nullcontext)
+    with gan._autocast(torch.device('meta'), True)(): assert not torch.is_autocast_enabled('cpu')
+
+def test_fast_and_plain_steps_agree():
+    "The same algorithm: from one seed, two steps of fast and plain give close losses (bf16 rounding only)."
+    a, b = (train_wgan(dict(TINY, steps=2, eval_every=1, fast=f), toy()).history for f in (True, False))
+    for k in ('loss_d', 'loss_g', 'w_dist', 'gp'):
+        np.testing.assert_allclose([h[k] for h in a], [h[k] for h in b], rtol=.1, atol=.05, err_msg=k)
+
+def test_ema_known_answer():
+    "One update at step n mixes with weight 1 - min(decay, (1+n)/(10+n)); buffers are copied."
+    a, m = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad(): m.weight.fill_(3.); m.running_mean.fill_(5.)
+    gan._ema(a, m, .999, 0)   # warm-up: decay 0.1 at step 0
+    torch.testing.assert_close(a.weight, torch.full((2,), 1 + .9*2.))
+    torch.testing.assert_close(a.running_mean, m.running_mean)
+    gan._ema(a, m, .5, 1000)
+    torch.testing.assert_close(a.weight, torch.full((2,), (2.8 + 3.) / 2))
+
+def test_ema_generator_is_evaluated_saved_and_resumed(tmp_path):
+    a = train_wgan(dict(TINY, steps=4, ema=.9), toy(), tmp_path/'a')
+    assert a.G is not a.G_train and not torch.equal(a.G.out[0].weight, a.G_train.out[0].weight)
+    st = load_state(tmp_path/'a'/'models'/'wgan_last.pt')
+    for k, v in a.G.state_dict().items(): torch.testing.assert_close(st['G_ema'][k], v)
+    train_wgan(dict(TINY, steps=2, ema=.9), toy(), tmp_path/'b')
+    b = train_wgan(dict(TINY, steps=4, ema=.9), toy(), tmp_path/'b')
+    for k, v in a.G.state_dict().items(): torch.testing.assert_close(b.G.state_dict()[k], v, rtol=0, atol=0)
+    assert train_wgan(dict(TINY, steps=1), toy()).G is not None
+    with pytest.raises(ValueError, match='ema'): WGANConfig(ema=1.)
+
+def test_digits_data_and_held_out_evaluation(tmp_path):
+    tr, te = gan.digits_gan_data('train'), gan.digits_gan_data('test')
+    assert len(tr['visual']) + len(te['visual']) == 1797 and set(te['visual'].tolist()) == set(range(10))
+    assert tr['images'].min() >= -1 and tr['images'].max() <= 1
+    # the ink colour is the attribute: orange pixels have less blue than red, white ones the same
+    ink = tr['images'][:, :, 16, 16]
+    on = ink[:, 0] > 0
+    assert ((ink[on, 2] < ink[on, 0]) == tr['s'][on].bool()).all()
+    with pytest.raises(ValueError, match="split='val'"): gan.digits_gan_data('val')
+    # held-out evaluation: FID reference and classifier accuracy on eval_data (here a 20-image subset of it)
+    sub = {k: v[:20] for k, v in te.items()}
+    r = train_wgan(dict(TINY, steps=1, eval_every=0, eval_n=500), tr, tmp_path, eval_data=sub, fid_name='digits')
+    assert r.metrics['n'] == 20 and 'fid_digits' in r.metrics
+    acc = gan.conditional_accuracy(r.classifier, gan_data(sub)['images'], sub['visual']).item()
+    assert r.metrics['classifier_acc'] == pytest.approx(acc)
+
+def test_gan_dataset_config(tmp_path):
+    "`gan.dataset: digits` trains on the digits, not on the data section's SynthMM; unknown names are refused."
+    cfg = dict(seed=0, device='cpu', data=dict(size=32, n_train=16, n_valid=8, n_test=8),
+               gan=dict(TINY, steps=1, eval_every=0, dataset='digits'))
+    data, kw = gan.gan_inputs(cfg['data'], WGANConfig(dataset='digits'))
+    assert kw['fid_name'] == 'digits' and len(kw['eval_data']['visual']) == 360 and len(data['visual']) == 1437
+    with pytest.raises(ValueError, match="dataset='mnist'"): WGANConfig(dataset='mnist')
+    from xaimm_nb.pipeline import run_pipeline
+    run_pipeline(dict(cfg, stages=['gan']), tmp_path)
+    m = json.loads((tmp_path/'results'/'gan_metrics.json').read_text())
+    assert m['n'] == 24 and 'fid_digits' in m and 'fid_synthmm' not in m

@@ -6,7 +6,7 @@ Docs: https://xaimm.github.io/xaimm_nb/gan.html.md"""
 
 # %% ../nbs/07_gan.ipynb #723e5cda
 from __future__ import annotations
-import io, math, time
+import contextlib, copy, io, math, time
 from dataclasses import dataclass, field, replace
 from typing import Annotated
 from pathlib import Path
@@ -21,11 +21,11 @@ from .metrics.gen import (features, fid, kid, nearest_real_ssim, intra_class_div
                                   conditional_accuracy)
 
 # %% auto #0
-__all__ = ['BACKGROUNDS', 'GAN_MIN_PER_CLASS', 'GAN_SIZES', 'gan_data', 'check_gan_source', 'source_arrays', 'CondBN', 'UpBlock',
-           'Generator', 'Critic', 'gradient_penalty', 'SynthClassifier', 'AttributeClassifier',
-           'train_synth_classifier', 'train_attribute_classifier', 'attribute_target', 'bias_loss', 'generate',
-           'sample_grid', 'plot_samples', 'evaluate_gan', 'WGANConfig', 'train_wgan', 'plot_history', 'gan_inputs',
-           'train_wgan_from_config']
+__all__ = ['BACKGROUNDS', 'GAN_MIN_PER_CLASS', 'GAN_DATASETS', 'INK', 'GAN_SIZES', 'gan_data', 'check_gan_source',
+           'source_arrays', 'digits_gan_data', 'CondBN', 'UpBlock', 'Generator', 'Critic', 'gradient_penalty',
+           'SynthClassifier', 'AttributeClassifier', 'train_synth_classifier', 'train_attribute_classifier',
+           'attribute_target', 'bias_loss', 'generate', 'sample_grid', 'plot_samples', 'evaluate_gan', 'WGANConfig',
+           'train_wgan', 'plot_history', 'gan_inputs', 'train_wgan_from_config']
 
 # %% ../nbs/07_gan.ipynb #8b12b173
 BACKGROUNDS = ('texture', 'plain')
@@ -86,6 +86,22 @@ def source_arrays(src, # an item source (`data.sources`): `classes`, `labels()`,
     items = [src[i] for i in range(len(src))]
     return dict(images=np.stack([_resized(d['image'], size) for d in items]), visual=y.copy(), y=y,
                 s=np.array([int(d['s']) for d in items]), classes=classes)
+
+# %% ../nbs/07_gan.ipynb #a2e52ef2
+GAN_DATASETS = ('digits',) # built-in GAN datasets (`WGANConfig.dataset`)
+INK = ((1., 1., 1.), (1., .55, .1)) # digits' ink colour (RGB in [0, 1]) for the protected attribute s = 0, 1
+
+def digits_gan_data(split:str='train', # 'train' (80 %) or 'test' (20 %, stratified by digit)
+                    size:int=32, # image side (32 or 64 for the WGAN)
+                    seed:int=0): # seed of the split and of the ink colours
+    "scikit-learn's digits for `gan_data`: images [N,3,S,S] in [-1, 1], the digit as `visual`, the ink colour as `s`."
+    from xaimm_nb.models.digits import digits_data
+    if split not in ('train', 'test'): raise ValueError(f"split={split!r}: use 'train' or 'test'")
+    d = digits_data(size, seed=seed)
+    x, y = (d.x_train, d.y_train) if split == 'train' else (d.x_test, d.y_test)
+    s = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + (split == 'test'))) % 2  # half each
+    ink = torch.tensor(INK)[s][:, :, None, None]
+    return dict(images=x[:, :1] * ink * 2 - 1, visual=y.long(), s=s)
 
 # %% ../nbs/07_gan.ipynb #9d14e0df
 GAN_SIZES = (32, 64)
@@ -342,6 +358,8 @@ class WGANConfig:
     d_dim:PosInt=64 # critic width
     attn:bool=True # self-attention in G (16×16) and D (8×8)
     proj:bool=True # projection term in the critic, on top of the one-hot input maps
+    fast:bool=True # the faster step: channels-last, bf16 autocast where the hardware has bf16, fused Adam (False: fp32)
+    ema:_Beta=0. # decay of a moving average of G's weights, which is evaluated and sampled (0: off; 0.999 typical)
     steps:NonNegInt=2000 # generator updates
     bs:Annotated[int, Range(2)]=64 # batch size
     n_critic:PosInt=5 # critic updates per generator update
@@ -359,6 +377,7 @@ class WGANConfig:
     ckpt_every:NonNegInt=100 # steps between checkpoints
     n_classes:PosInt|None=None # visual classes K (default: from the data)
     background:str='texture' # 'texture': SynthMM as drawn; 'plain': its background pixels mid grey (see `gan_data`)
+    dataset:str|None=None # 'digits': scikit-learn's digits, ink colour as attribute (`digits_gan_data`); None: `data:`
     n_train:PosInt|None=None # SynthMM training images the pipeline's gan stage draws (None: the data section's n_train)
     seed:Seed=0 # seed of init, batches and noise
     device:Device|None='auto' # 'auto' (CUDA when present, else the CPU), 'cpu', 'cuda', 'cuda:1', 'mps'
@@ -372,6 +391,8 @@ class WGANConfig:
         for k in ('steps', 'eval_every', 'sample_every', 'ckpt_every'): chk(getattr(self, k) >= 0, k, "must be >= 0 (0: never)")
         chk(self.bs >= 2, 'bs', "must be >= 2")
         chk(self.background in BACKGROUNDS, 'background', f"must be one of {BACKGROUNDS}")
+        chk(self.dataset in (None, *GAN_DATASETS), 'dataset', f"must be None (the data section) or in {GAN_DATASETS}")
+        chk(0 <= self.ema < 1, 'ema', "must be in [0, 1): the old average's weight per step (0: no moving average)")
         chk(self.n_train is None or (isinstance(self.n_train, int) and self.n_train >= 1), 'n_train', "must be None or a positive int")
         for k in ('lr_g', 'lr_d'): chk(getattr(self, k) > 0, k, "must be > 0")
         for k in ('gp_lambda', 'mu'): chk(getattr(self, k) >= 0, k, "must be >= 0")
@@ -385,6 +406,26 @@ def _finite(step, **losses):
         f"non-finite loss at generator step {step}: {bad}. Training stopped before applying it; models/wgan_last.pt still holds "
         "the last good state. Check the data for NaNs or lower lr_g/lr_d, then resume.")
 
+def _autocast(dev, on:bool):
+    "bf16 autocast where `dev` computes bf16 natively (CUDA with bf16, a CPU with AVX-512/AMX bf16), else a no-op."
+    if on and dev.type == 'cuda': on = torch.cuda.is_bf16_supported()
+    elif on: on = dev.type == 'cpu' and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return (lambda: torch.autocast(dev.type, torch.bfloat16)) if on else contextlib.nullcontext
+
+def _adam(params, lr, betas, fused):
+    "Adam, fused into one kernel per step where PyTorch supports it for the parameters' device (CPU: torch >= 2.4)."
+    if fused:
+        try: return torch.optim.Adam(params, lr, betas=betas, fused=True)
+        except (RuntimeError, ValueError): pass
+    return torch.optim.Adam(params, lr, betas=betas)
+
+@torch.no_grad()
+def _ema(avg, model, decay, n):
+    "avg ← the moving average of `model`'s weights (decay warmed up as min(decay, (1+n)/(10+n))); buffers copied."
+    w = 1 - min(decay, (1 + n) / (10 + n))
+    for a, p in zip(avg.parameters(), model.parameters()): a.lerp_(p, w)
+    for a, b in zip(avg.buffers(), model.buffers()): a.copy_(b)
+
 def _writer(run, step):
     "The run's TensorBoard writer, continuing one stream: events of an earlier (killed) run after `step` are hidden."
     if run is None: return None
@@ -396,8 +437,10 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
                run_dir:str|Path|None=None, # models/, results/, visualizations/, tensorboard/ go here; None: nothing is written
                resume:bool=True, # continue from run_dir/models/wgan_last.pt when it exists
                classes=None, # class names: the rows of visualizations/gan_samples.png (default: the indices)
-               fid_name:str='synthmm'): # names the FID/KID keys (see `evaluate_gan`)
-    "Train the conditional attention WGAN-GP with bias regulariser μ·L_bias; returns G, D, the classifiers, history and metrics."
+               fid_name:str='synthmm', # names the FID/KID keys (see `evaluate_gan`)
+               eval_data=None): # held-out real images (see `gan_data`): FID/KID reference and the classifiers' accuracy
+    # (default: `data` itself, the classifiers' accuracy on 10 % of it held out of their training)
+    "Train the conditional attention WGAN-GP (+ μ·L_bias); returns G (averaged with `ema`), G_train, D, ..."
     cfg = cfg if isinstance(cfg, WGANConfig) else from_dict(WGANConfig, cfg)
     dev = get_device(cfg.device); set_seed(cfg.seed)
     d = gan_data(data, cfg.img_size, cfg.background); x, y, s = d['images'], d['visual'], d['s']
@@ -407,13 +450,22 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
     if run:
         for sub in ('models', 'results', 'visualizations'): (run/sub).mkdir(parents=True, exist_ok=True)
     path = lambda n: run/'models'/n if run else None
-    fit = lambda lab: lambda m: _fit(m, x, lab, cfg.clf_epochs, device=dev, seed=cfg.seed)
-    clf, clf_acc = _cached(path('synth_clf.pt'), SynthClassifier(K, cfg.clf_dim), fit(y))
-    attr, attr_acc = _cached(path('attr_clf.pt'), AttributeClassifier(A, cfg.clf_dim), fit(s))
+    e = d if eval_data is None else gan_data(eval_data, cfg.img_size, cfg.background)
+    def fit(lab, held):
+        if eval_data is None: return lambda m: _fit(m, x, lab, cfg.clf_epochs, device=dev, seed=cfg.seed)
+        def f(m):
+            m = _fit(m, x, lab, cfg.clf_epochs, device=dev, seed=cfg.seed, valid=0)[0]
+            return m, conditional_accuracy(m, e['images'], held).item()
+        return f
+    clf, clf_acc = _cached(path('synth_clf.pt'), SynthClassifier(K, cfg.clf_dim), fit(y, e['visual']))
+    attr, attr_acc = _cached(path('attr_clf.pt'), AttributeClassifier(A, cfg.clf_dim), fit(s, e['s']))
     clf, attr = clf.to(dev), attr.to(dev)
     G = Generator(K, cfg.z_dim, cfg.g_dim, cfg.img_size, cfg.attn).to(dev)
     D = Critic(K, cfg.d_dim, cfg.img_size, cfg.attn, cfg.proj).to(dev)
-    oG, oD = (torch.optim.Adam(m.parameters(), lr, betas=cfg.betas) for m, lr in ((G, cfg.lr_g), (D, cfg.lr_d)))
+    fmt = torch.channels_last if cfg.fast else torch.contiguous_format
+    G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
+    Gs = copy.deepcopy(G).requires_grad_(False) if cfg.ema else G  # the generator evaluated and sampled
+    oG, oD = (_adam(list(m.parameters()), lr, cfg.betas, cfg.fast) for m, lr in ((G, cfg.lr_g), (D, cfg.lr_d)))
     arch = {**{k: getattr(cfg, k) for k in _ARCH}, 'n_classes': K, 'n_groups': A}
     step, hist, t_done, ck = 0, [], 0., path('wgan_last.pt')
     if resume and ck is not None and ck.exists():
@@ -421,35 +473,40 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
         if st['arch'] != arch: raise ValueError(f"{ck}: checkpoint has {st['arch']}, this config {arch}; use the same settings, "
                                                 "another run_dir, or resume=False to start afresh")
         for m, k in ((G, 'G'), (D, 'D'), (oG, 'opt_G'), (oD, 'opt_D'), (attr, 'attr_clf')): m.load_state_dict(st[k])
+        if cfg.ema: Gs.load_state_dict(st.get('G_ema', st['G']))  # no average saved (ema was 0): start it from G
         step, hist, t_done = st['step'], st['history'], st['time_s']
         torch.set_rng_state(st['rng'])
         if dev.type == 'cuda' and 'rng_cuda' in st: torch.cuda.set_rng_state(st['rng_cuda'], dev)
     tgt = attribute_target(attr, x, y if cfg.bias_per_class else None, K)
     tb, N, bs, t0, zero = _writer(run, step), len(x), cfg.bs, time.time(), torch.zeros((), device=dev)
     elapsed = lambda: t_done + time.time() - t0
-    ev = lambda: evaluate_gan(G, d, clf, attr, cfg.eval_n, seed=cfg.seed + 1, fid_name=fid_name)
+    ev = lambda: evaluate_gan(Gs, e, clf, attr, cfg.eval_n, seed=cfg.seed + 1, fid_name=fid_name)
+    amp = _autocast(dev, cfg.fast)
     bar = dict(desc=f'wgan from step {step}' if step else 'wgan', show=cfg.progress)
     for n in _progress(range(step + 1, cfg.steps + 1), **bar):
         D.requires_grad_(True)
         for _ in range(cfg.n_critic):
-            i = torch.randint(N, (bs,)); xr, yr = x[i].to(dev), y[i].to(dev)
-            with torch.no_grad(): xf = G(torch.randn(bs, cfg.z_dim, device=dev), yr)
-            dr, df = D(torch.cat([xr, xf]), torch.cat([yr, yr])).split(bs)
-            w, gp = dr.mean() - df.mean(), gradient_penalty(D, xr, xf, yr, cfg.gp_lambda)
+            i = torch.randint(N, (bs,)); xr, yr = x[i].to(dev, memory_format=fmt), y[i].to(dev)
+            with amp():  # one autocast region: the bf16 weight copies are made once for the three critic passes
+                with torch.no_grad(): xf = G(torch.randn(bs, cfg.z_dim, device=dev), yr).float()
+                dr, df = D(torch.cat([xr, xf]), torch.cat([yr, yr])).float().split(bs)
+                w, gp = dr.mean() - df.mean(), gradient_penalty(D, xr, xf, yr, cfg.gp_lambda)
             ld = gp - w; _finite(n, loss_d=ld)
             oD.zero_grad(set_to_none=True); ld.backward(); oD.step()
         D.requires_grad_(False)
         yg = y[torch.randint(N, (bs,))].to(dev)
-        xf = G(torch.randn(bs, cfg.z_dim, device=dev), yg)
-        lg = -D(xf, yg).mean()
-        lb = bias_loss(attr, xf, tgt, yg) if cfg.mu > 0 else zero
+        with amp():
+            xf = G(torch.randn(bs, cfg.z_dim, device=dev), yg)
+            lg = -D(xf, yg).float().mean()
+            lb = bias_loss(attr, xf, tgt, yg).float() if cfg.mu > 0 else zero
         _finite(n, loss_g=lg, l_bias=lb)
         oG.zero_grad(set_to_none=True); (lg + cfg.mu*lb).backward(); oG.step()
+        if cfg.ema: _ema(Gs, G, cfg.ema, n)
         logs = dict(loss_d=ld.item(), loss_g=lg.item(), w_dist=w.item(), gp=gp.item(), l_bias=lb.item())
         if tb:
             for k, v in logs.items(): tb.add_scalar(f'gan/{k}', v, n)
         if run and cfg.sample_every and n % cfg.sample_every == 0:
-            _png(run/'visualizations'/f'gan_samples_{n:06d}.png', sample_grid(G, seed=cfg.seed + 1))
+            _png(run/'visualizations'/f'gan_samples_{n:06d}.png', sample_grid(Gs, seed=cfg.seed + 1))
         if (cfg.eval_every and n % cfg.eval_every == 0) or n == cfg.steps:
             hist.append(dict(step=n, time_s=elapsed(), **logs, **{k: v for k, v in ev().items() if not isinstance(v, list)}))
             if tb:
@@ -457,7 +514,8 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
                     tb.add_scalar(f'gan/{k}', hist[-1][k], n)
         if run and ((cfg.ckpt_every and n % cfg.ckpt_every == 0) or n == cfg.steps):
             st = dict(G=G.state_dict(), D=D.state_dict(), opt_G=oG.state_dict(), opt_D=oD.state_dict(), attr_clf=attr.state_dict(),
-                      step=n, history=hist, time_s=elapsed(), arch=arch, rng=torch.get_rng_state())
+                      step=n, history=hist, time_s=elapsed(), arch=arch, rng=torch.get_rng_state(),
+                      **({'G_ema': Gs.state_dict()} if cfg.ema else {}))
             if dev.type == 'cuda': st['rng_cuda'] = torch.cuda.get_rng_state(dev)
             save_state(ck, st)
     if tb: tb.close()
@@ -466,9 +524,9 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
     metrics = dict(final, step=cfg.steps, train_time_s=elapsed(), classifier_acc=clf_acc, attr_clf_acc=attr_acc)
     if run:
         save_json(run/'results'/'gan_metrics.json', metrics); save_json(run/'results'/'gan_history.json', hist)
-        save_fig(plot_samples(G, classes, seed=cfg.seed + 1), run/'visualizations'/'gan_samples.png', dpi=72)
+        save_fig(plot_samples(Gs, classes, seed=cfg.seed + 1), run/'visualizations'/'gan_samples.png', dpi=72)
         if hist: save_fig(plot_history(hist), run/'visualizations'/'gan_fid.png', dpi=72)
-    return SimpleNamespace(G=G, D=D, classifier=clf, attr_clf=attr, history=hist, metrics=metrics, cfg=cfg)
+    return SimpleNamespace(G=Gs, G_train=G, D=D, classifier=clf, attr_clf=attr, history=hist, metrics=metrics, cfg=cfg)
 
 def plot_history(history:list): # `train_wgan(...).history`
     "FID (on the feature classifier's features) and conditional accuracy over training steps."
@@ -481,13 +539,17 @@ def plot_history(history:list): # `train_wgan(...).history`
     return fig
 
 # %% ../nbs/07_gan.ipynb #ef14282a
-def gan_inputs(data, # the `data:` section: a dict, `SynthConfig` or `DataConfig` (see `data.sources.data_config`)
-               cfg:WGANConfig, # `img_size` (your images are resized to it) and `n_train` (SynthMM) come from here
+def gan_inputs(data, # the `data:` section: a dict, `SynthConfig` or `DataConfig` (unused with `cfg.dataset`)
+               cfg:WGANConfig, # `dataset`, `img_size` (your images are resized to it) and `n_train` (SynthMM)
                seed:int=0, # the run's seed: it seeds the stratified splits of your data
                train=None): # your data's training split when it is loaded already (default: `load_splits`)
-    "(data, keywords) for `train_wgan`: SynthMM's train split (visual classes), or the train split of your data."
+    "(data, keywords) for `train_wgan`: the built-in `cfg.dataset`, SynthMM's train split, or your data's train split."
     from xaimm_nb.data.sources import data_config, load_splits
     from xaimm_nb.data.synth import SynthConfig, SynthMM, SHAPES
+    if cfg.dataset == 'digits':
+        kw = dict(classes=[str(i) for i in range(10)], fid_name='digits',
+                  eval_data=digits_gan_data('test', cfg.img_size, seed))
+        return digits_gan_data('train', cfg.img_size, seed), kw
     dc = data_config(data)
     if isinstance(dc, SynthConfig):
         if cfg.n_train is not None: dc = replace(dc, n_train=cfg.n_train)
