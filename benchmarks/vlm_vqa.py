@@ -33,7 +33,7 @@ if __name__ == '__main__':
     for k, v in r.items():
         print(f"{k}: test accuracy {v['accuracy']['all']:.3f} "
               f"({', '.join(f'{q} {x:.3f}' for q, x in v['accuracy'].items() if q != 'all')}); "
-              f"training {v['train_seconds'] or float('nan'):.0f} s on {v['threads']} threads; "
+              f"training {v['train_seconds'] or float('nan'):.0f} s wall, {v['train_cpu_seconds'] or float('nan'):.0f} s CPU on {v['threads']} threads; "
               f"table {v['seconds']['table']:.0f} s; forward+backward of 32 questions "
               f"{1000 * v['timing']['forward_backward']:.1f} ms")
     print(f'total {time.time() - t:.0f} s, threads {torch.get_num_threads()}')

@@ -167,7 +167,7 @@ def load_or_train_vqa(kind:str, # 'lxmert' or 'vilt'
                              "or delete the two files to train for this one")
         load_into(model, load_state(path), str(path), f"train it again: delete {path}")
         return model.eval()
-    t0, feats, hist = time.time(), kind == 'lxmert', []
+    t0, c0, feats, hist = time.time(), time.process_time(), kind == 'lxmert', []
     tr, va = (SynthVQA(cfg, s, features=feats, show=show) for s in ('train', 'valid'))
     stages = train if isinstance(train, list) else [{**st, **(train or {})} for st in VQA_RECIPES[kind]['stages']]
     for i, st in enumerate(stages):
@@ -175,6 +175,7 @@ def load_or_train_vqa(kind:str, # 'lxmert' or 'vilt'
         hist += [dict(o, stage=i) for o in h]
     if path is not None:
         save_state(path, model.state_dict())
+        # cpu_seconds: the process's CPU time (all threads), a measure that holds on a shared machine
         save_json(meta, dict(kind=kind, config=want, history=hist, seconds=time.time() - t0,
-                             threads=torch.get_num_threads()))
+                             cpu_seconds=time.process_time() - c0, threads=torch.get_num_threads()))
     return model

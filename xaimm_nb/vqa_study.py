@@ -105,7 +105,8 @@ def vqa_study(out_dir, # where results/ and visualizations/ go
         wins = {m: [c for c in COLUMNS if br.loc[(m, c), 'beats']] for m in methods}
         timing = explain_timing(ad, test.batch(range(min(32, n))), methods)
         trained = json.loads(meta.read_text()) if meta.exists() else {}
-        res[kind] = dict(accuracy=acc, n_test=n, train_seconds=trained.get('seconds'), threads=trained.get('threads'),
+        res[kind] = dict(accuracy=acc, n_test=n, train_seconds=trained.get('seconds'),
+                         train_cpu_seconds=trained.get('cpu_seconds'), threads=trained.get('threads'),
                          table=table.to_dict(), beats_random={f'{m}|{c}': r.to_dict() for (m, c), r in br.iterrows()},
                          beats_random_on_all_four=[m for m, w in wins.items() if len(w) == 4],
                          curves={m: {c: [float(v) for v in d[c]] for c in COLUMNS} for m, d in curves.items()},
