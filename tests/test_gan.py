@@ -229,7 +229,7 @@ def test_killed_and_resumed_run_shows_one_tensorboard_stream(tmp_path, monkeypat
 # --- the faster step, the moving average of G, built-in digits (issue #22)
 def test_fast_step_layout_and_fallback():
     "fast=True: channels-last networks, fused Adam; autocast only where bf16 is native, a no-op context otherwise."
-    r = train_wgan(dict(TINY, steps=1, eval_every=0), toy())
+    r = train_wgan(dict(TINY, steps=1, eval_every=0, fast=True), toy())
     conv = r.D.net[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     p = train_wgan(dict(TINY, steps=1, eval_every=0, fast=False), toy())

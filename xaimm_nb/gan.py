@@ -358,7 +358,7 @@ class WGANConfig:
     d_dim:PosInt=64 # critic width
     attn:bool=True # self-attention in G (16×16) and D (8×8)
     proj:bool=True # projection term in the critic, on top of the one-hot input maps
-    fast:bool=True # the faster step: channels-last, bf16 autocast where the hardware has bf16, fused Adam (False: fp32)
+    fast:bool=False # the faster step: channels-last, bf16 autocast where the hardware has bf16, fused Adam
     ema:_Beta=0. # decay of a moving average of G's weights, which is evaluated and sampled (0: off; 0.999 typical)
     steps:NonNegInt=2000 # generator updates
     bs:Annotated[int, Range(2)]=64 # batch size
