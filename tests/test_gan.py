@@ -291,3 +291,19 @@ def test_gan_dataset_config(tmp_path):
     run_pipeline(dict(cfg, stages=['gan']), tmp_path)
     m = json.loads((tmp_path/'results'/'gan_metrics.json').read_text())
     assert m['n'] == 24 and 'fid_digits' in m and 'fid_synthmm' not in m
+
+def test_acgan_head_learns_the_real_classes():
+    "acgan > 0: the critic's class head is trained by cross-entropy on the real images (above chance on 3 classes)."
+    torch.manual_seed(0)
+    d = toy(96)
+    r = train_wgan(dict(TINY, steps=30, eval_every=0, acgan=1.), d)
+    x = gan_data(d)['images']
+    with torch.no_grad(): _, logits = r.D(x, torch.zeros(len(x), dtype=torch.long), logits=True)
+    assert (logits.argmax(1) == torch.as_tensor(d['visual'])).float().mean() > .9
+    assert r.history[-1]['l_aux_d'] < np.log(3)  # below the untrained head's loss
+    with pytest.raises(ValueError, match='acgan_g'): WGANConfig(acgan_g=-1.)
+
+def test_acgan_off_is_the_plain_critic():
+    "acgan = 0 (the default): no class head, no auxiliary losses logged, the same history as before the option existed."
+    r = train_wgan(dict(TINY, steps=2, eval_every=1), toy())
+    assert r.D.aux is None and 'l_aux_d' not in r.history[-1]

@@ -151,16 +151,17 @@ class Generator(nn.Module):
 
 # %% ../nbs/07_gan.ipynb #2885db53
 class Critic(nn.Module):
-    "Conditional critic: image ‖ K one-hot label maps → strided conv blocks (layer norm, self-attention at 8×8) → score [B]."
+    "Conditional critic: image ‖ K one-hot label maps → strided conv blocks (layer norm, self-attention at 8×8) → score [B] (and class logits)."
     def __init__(self, n_classes:int, # visual classes K
                  dim:int=64, # width: 4·dim channels at 4×4
                  img_size:int=32, # 32 or 64
                  attn:bool=True, # self-attention at 8×8
-                 proj:bool=True): # add the projection term ⟨embed(y), φ(x)⟩ (Miyato & Koyama 2018)
+                 proj:bool=True, # add the projection term ⟨embed(y), φ(x)⟩ (Miyato & Koyama 2018)
+                 aux:bool=False): # a class head on φ(x) (AC-GAN, `WGANConfig.acgan`); the image alone goes in, no label maps
         super().__init__()
         n = _n_blocks(img_size)
-        self.n_classes, self.img_size = n_classes, img_size
-        c = [3 + n_classes] + [max(8, int(dim * 2.**(i + 3 - n))) for i in range(n)]
+        self.n_classes, self.img_size, self.maps = n_classes, img_size, not aux  # the head must not read the label
+        c = [3 + n_classes * self.maps] + [max(8, int(dim * 2.**(i + 3 - n))) for i in range(n)]
         ls = []
         for i in range(n):
             ls += [nn.Conv2d(c[i], c[i+1], 4, 2, 1), *([nn.GroupNorm(1, c[i+1])] if i else []), nn.LeakyReLU(.2)]
@@ -168,11 +169,15 @@ class Critic(nn.Module):
         self.net, self.fc = nn.Sequential(*ls, nn.Flatten()), nn.Linear(16*c[-1], 1)
         self.embed = nn.Embedding(n_classes, 16*c[-1]) if proj else None
         if proj: nn.init.zeros_(self.embed.weight)  # starts as the plain critic
-    def forward(self, x, y):
+        self.aux = nn.Linear(16*c[-1], n_classes) if aux else None
+    def forward(self, x, y, logits:bool=False): # logits: also return the auxiliary head's class logits [B,K]
         B, _, H, W = x.shape
-        lab = F.one_hot(y, self.n_classes).to(x.dtype)[:, :, None, None].expand(B, self.n_classes, H, W)
-        h = self.net(torch.cat([x, lab], 1))
-        return self.fc(h)[:, 0] + ((self.embed(y) * h).sum(1) if self.embed is not None else 0)
+        if self.maps: x = torch.cat([x, F.one_hot(y, self.n_classes).to(x.dtype)[:, :, None, None].expand(B, -1, H, W)], 1)
+        h = self.net(x)
+        score = self.fc(h)[:, 0] + ((self.embed(y) * h).sum(1) if self.embed is not None else 0)
+        if not logits: return score
+        if self.aux is None: raise ValueError("logits=True needs the auxiliary head: Critic(..., aux=True)")
+        return score, self.aux(h)
 
 # %% ../nbs/07_gan.ipynb #e1c92a6b
 def gradient_penalty(critic:nn.Module, # (images, labels) -> scores [B]
@@ -368,6 +373,8 @@ class WGANConfig:
     betas:tuple[_Beta, _Beta]=(0., .9) # Adam betas
     gp_lambda:NonNegFloat=10. # gradient-penalty weight λ
     mu:NonNegFloat=0. # bias-regulariser weight μ (0: off)
+    acgan:NonNegFloat=0. # weight of the critic's auxiliary cross-entropy on real images (AC-GAN; 0: off, 1 in the reference)
+    acgan_g:NonNegFloat=.1 # weight of G's auxiliary cross-entropy on its samples, when `acgan` > 0 (0.1 in the reference)
     bias_per_class:bool=False # match attribute means per visual class
     clf_epochs:PosInt=15 # epochs of the attribute and SynthMM classifiers
     clf_dim:PosInt=16 # their width (features: 4·clf_dim)
@@ -395,7 +402,7 @@ class WGANConfig:
         chk(0 <= self.ema < 1, 'ema', "must be in [0, 1): the old average's weight per step (0: no moving average)")
         chk(self.n_train is None or (isinstance(self.n_train, int) and self.n_train >= 1), 'n_train', "must be None or a positive int")
         for k in ('lr_g', 'lr_d'): chk(getattr(self, k) > 0, k, "must be > 0")
-        for k in ('gp_lambda', 'mu'): chk(getattr(self, k) >= 0, k, "must be >= 0")
+        for k in ('gp_lambda', 'mu', 'acgan', 'acgan_g'): chk(getattr(self, k) >= 0, k, "must be >= 0")
 
 # %% ../nbs/07_gan.ipynb #26a683bb
 _ARCH = ('img_size', 'z_dim', 'g_dim', 'd_dim', 'attn', 'proj')
@@ -461,12 +468,13 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
     attr, attr_acc = _cached(path('attr_clf.pt'), AttributeClassifier(A, cfg.clf_dim), fit(s, e['s']))
     clf, attr = clf.to(dev), attr.to(dev)
     G = Generator(K, cfg.z_dim, cfg.g_dim, cfg.img_size, cfg.attn).to(dev)
-    D = Critic(K, cfg.d_dim, cfg.img_size, cfg.attn, cfg.proj).to(dev)
+    ac = cfg.acgan > 0
+    D = Critic(K, cfg.d_dim, cfg.img_size, cfg.attn, cfg.proj, aux=ac).to(dev)
     fmt = torch.channels_last if cfg.fast else torch.contiguous_format
     G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
     Gs = copy.deepcopy(G).requires_grad_(False) if cfg.ema else G  # the generator evaluated and sampled
     oG, oD = (_adam(list(m.parameters()), lr, cfg.betas, cfg.fast) for m, lr in ((G, cfg.lr_g), (D, cfg.lr_d)))
-    arch = {**{k: getattr(cfg, k) for k in _ARCH}, 'n_classes': K, 'n_groups': A}
+    arch = {**{k: getattr(cfg, k) for k in _ARCH}, 'n_classes': K, 'n_groups': A, **({'aux': True} if ac else {})}
     step, hist, t_done, ck = 0, [], 0., path('wgan_last.pt')
     if resume and ck is not None and ck.exists():
         st = load_state(ck)
@@ -489,20 +497,25 @@ def train_wgan(cfg:WGANConfig|dict, # settings (a dict is validated into `WGANCo
             i = torch.randint(N, (bs,)); xr, yr = x[i].to(dev, memory_format=fmt), y[i].to(dev)
             with amp():  # one autocast region: the bf16 weight copies are made once for the three critic passes
                 with torch.no_grad(): xf = G(torch.randn(bs, cfg.z_dim, device=dev), yr).float()
-                dr, df = D(torch.cat([xr, xf]), torch.cat([yr, yr])).float().split(bs)
+                out = D(torch.cat([xr, xf]), torch.cat([yr, yr]), logits=ac)
+                dr, df = (out[0] if ac else out).float().split(bs)
                 w, gp = dr.mean() - df.mean(), gradient_penalty(D, xr, xf, yr, cfg.gp_lambda)
-            ld = gp - w; _finite(n, loss_d=ld)
+                la = F.cross_entropy(out[1][:bs].float(), yr) if ac else zero  # AC-GAN: classify the real images
+            ld = gp - w + cfg.acgan*la; _finite(n, loss_d=ld)
             oD.zero_grad(set_to_none=True); ld.backward(); oD.step()
         D.requires_grad_(False)
         yg = y[torch.randint(N, (bs,))].to(dev)
         with amp():
             xf = G(torch.randn(bs, cfg.z_dim, device=dev), yg)
-            lg = -D(xf, yg).float().mean()
+            out = D(xf, yg, logits=ac)
+            lg = -(out[0] if ac else out).float().mean()
+            lag = F.cross_entropy(out[1].float(), yg) if ac else zero  # AC-GAN: G's samples should show their class
             lb = bias_loss(attr, xf, tgt, yg).float() if cfg.mu > 0 else zero
-        _finite(n, loss_g=lg, l_bias=lb)
-        oG.zero_grad(set_to_none=True); (lg + cfg.mu*lb).backward(); oG.step()
+        _finite(n, loss_g=lg, l_bias=lb, l_aux_g=lag)
+        oG.zero_grad(set_to_none=True); (lg + cfg.mu*lb + cfg.acgan_g*lag).backward(); oG.step()
         if cfg.ema: _ema(Gs, G, cfg.ema, n)
-        logs = dict(loss_d=ld.item(), loss_g=lg.item(), w_dist=w.item(), gp=gp.item(), l_bias=lb.item())
+        logs = dict(loss_d=ld.item(), loss_g=lg.item(), w_dist=w.item(), gp=gp.item(), l_bias=lb.item(),
+                    **({'l_aux_d': la.item(), 'l_aux_g': lag.item()} if ac else {}))
         if tb:
             for k, v in logs.items(): tb.add_scalar(f'gan/{k}', v, n)
         if run and cfg.sample_every and n % cfg.sample_every == 0:
