@@ -16,7 +16,7 @@ Timed runs: `flock /tmp/xaimm_timing.lock nice -n 0 env OMP_NUM_THREADS=2 python
 import argparse, json, math, statistics, time
 from pathlib import Path
 import torch
-from xaimm_nb.core import load_yaml, apply_overrides
+from xaimm_nb.core import load_yaml, apply_overrides, atomic_write
 from xaimm_nb.experiments import config_path
 from xaimm_nb.gan import train_wgan_from_config
 
@@ -41,6 +41,7 @@ if __name__ == '__main__':
     ap.add_argument('--mu', type=float, default=10.)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--sweep-steps', type=int, default=None, help='default: the config\'s steps')
+    ap.add_argument('--part', default=None, help='I/N: run every N-th sweep run from the I-th (parallel processes)')
     ap.add_argument('--set', nargs='*', default=[], dest='overrides', help='config overrides, e.g. gan.steps=800')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -70,19 +71,26 @@ if __name__ == '__main__':
     if a.sweep:
         steps = a.sweep_steps or cfg['gan']['steps']
         sw = res.setdefault('sweep', {})
-        for s in a.seeds:
-            for mu in (0., a.mu):
-                k = f'mu{mu:g}/seed{s}/steps{steps}'
-                if k in sw: continue
-                r, wall = run(dict(cfg, seed=s), out/f'mu{mu:g}_seed{s}_{steps}', mu=mu, steps=steps, seed=s)
-                m = r.metrics
-                sw[k] = dict(mu=mu, seed=s, steps=steps, wall_s=wall, fd_l2=m['fairness_discrepancy'],
-                             fd_l2_hard=m['fd_l2_hard'], fd_l2_per_class=m['fd_l2_per_class'],
-                             conditional_accuracy=m['conditional_accuracy'], fid_digits=m['fid_digits'])
-                print(f"mu={mu:g} seed {s}: FD-L2 {m['fairness_discrepancy']:.4f} (hard {m['fd_l2_hard']:.4f}), "
-                      f"cond. acc {m['conditional_accuracy']:.3f}, "
-                      f"FID {m['fid_digits']:.2f}, {wall:.0f} s", flush=True)
-                f.write_text(json.dumps(res, indent=1))
+        jobs = [(s, mu) for s in a.seeds for mu in (0., a.mu)]
+        if a.part:  # this process's share of the runs, e.g. 0/2 and 1/2 in two processes on the same OUT_DIR
+            i, n = map(int, a.part.split('/')); jobs = jobs[i::n]
+        for s, mu in jobs:
+            k = f'mu{mu:g}/seed{s}/steps{steps}'
+            if k in sw: continue
+            r, wall = run(dict(cfg, seed=s), out/f'mu{mu:g}_seed{s}_{steps}', mu=mu, steps=steps, seed=s)
+            m = r.metrics
+            sw[k] = dict(mu=mu, seed=s, steps=steps, wall_s=wall, fd_l2=m['fairness_discrepancy'],
+                         fd_l2_hard=m['fd_l2_hard'], fd_l2_per_class=m['fd_l2_per_class'],
+                         conditional_accuracy=m['conditional_accuracy'], fid_digits=m['fid_digits'])
+            print(f"mu={mu:g} seed {s}: FD-L2 {m['fairness_discrepancy']:.4f} (hard {m['fd_l2_hard']:.4f}), "
+                  f"cond. acc {m['conditional_accuracy']:.3f}, "
+                  f"FID {m['fid_digits']:.2f}, {wall:.0f} s", flush=True)
+            if f.exists():  # other processes' finished runs (--part) are kept
+                sw.update({k: v for k, v in json.loads(f.read_text()).get('sweep', {}).items() if k not in sw})
+            atomic_write(f, json.dumps(res, indent=1))
+        missing = [f'mu{mu:g}/seed{s}' for s in a.seeds for mu in (0., a.mu) if f'mu{mu:g}/seed{s}/steps{steps}' not in sw]
+        if missing: print(f"not summarised yet, runs missing: {missing} (another --part, or rerun)")
+    if a.sweep and not missing:
         rows = {mu: [sw[f'mu{mu:g}/seed{s}/steps{steps}'] for s in a.seeds] for mu in (0., a.mu)}
         summ = {}
         for key in ('fd_l2', 'fd_l2_hard', 'conditional_accuracy', 'fid_digits'):
@@ -99,5 +107,8 @@ if __name__ == '__main__':
         print(f"mu={a.mu:g} {verdict} (intervals {'disjoint' if hi1 < lo0 else 'overlap'}; "
               f"paired difference {d:+.4f} ± {hw:.4f})")
         res['sweep_summary'] = dict(summ, steps=steps, seeds=a.seeds, mu=a.mu, verdict=verdict)
-    f.write_text(json.dumps(res, indent=1))
+    if f.exists():
+        res.setdefault('sweep', {}).update({k: v for k, v in json.loads(f.read_text()).get('sweep', {}).items()
+                                            if k not in res.get('sweep', {})})
+    atomic_write(f, json.dumps(res, indent=1))
     print(f"-> {f}")

@@ -12,9 +12,11 @@ other processes on the machine when --threads is 1; with more threads it also co
 Run it under the shared timing lock on the 2-core machine:
 `flock /tmp/xaimm_timing.lock nice -n 0 env OMP_NUM_THREADS=2 python benchmarks/gan_step.py`.
 """
-import argparse, json, time
+import argparse, json, math, statistics, time
 import torch
 from xaimm_nb.gan import WGANConfig, train_wgan, digits_gan_data
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # two-sided 95 % t quantiles by degrees of freedom
 
 def cfg(a, fast, steps, seed=0, **kw):
     return WGANConfig(g_dim=a.width, d_dim=a.width, bs=a.bs, n_critic=a.n_critic, lr_g=2e-4, lr_d=2e-4, steps=steps,
@@ -34,7 +36,7 @@ if __name__ == '__main__':
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--steps', type=int, default=30)
     ap.add_argument('--warmup', type=int, default=5)
-    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=3, help='timing runs per variant (0: only --quality)')
     ap.add_argument('--width', type=int, default=32)
     ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--n-critic', type=int, default=5)
@@ -53,7 +55,7 @@ if __name__ == '__main__':
             t[fast].append(step_time(a, tr, fast))
             print(f"  run {i + 1}/{a.repeats} {'fast ' if fast else 'plain'}: {t[fast][-1][0]:.3f} s/step wall, "
                   f"{t[fast][-1][1]:.3f} s/step CPU", flush=True)
-    for j, kind in enumerate(('wall', 'CPU')):  # the best run of each: other processes only add time
+    for j, kind in enumerate(('wall', 'CPU') if a.repeats else ()):  # the best run of each: others only add time
         old, new = min(v[j] for v in t[False]), min(v[j] for v in t[True])
         out.update({f'{kind}_s_per_step_plain': old, f'{kind}_s_per_step_fast': new, f'{kind}_speedup': old / new})
         print(f"{kind:4s} seconds per step (best of {a.repeats})   plain fp32 (fast=False) {old:.3f}   "
@@ -72,4 +74,11 @@ if __name__ == '__main__':
                 print(f"{'fast ' if fast else 'plain'} seed {s}: {a.quality} steps in {m['train_time_s']:.0f} s, "
                       f"conditional accuracy {m['conditional_accuracy']:.3f}, FID {m['fid_digits']:.2f}", flush=True)
         out['quality'] = q
+        if len(a.seeds) > 1:  # paired by seed: fast - plain, mean and 95 % t-interval half-width
+            for k in ('conditional_accuracy', 'fid_digits'):
+                d = [q[f'fast/{s}'][k] - q[f'plain/{s}'][k] for s in a.seeds]
+                m, hw = statistics.mean(d), T95[len(d) - 1] * statistics.stdev(d) / math.sqrt(len(d))
+                out[f'quality_diff_{k}'] = dict(mean=m, half_width=hw, per_seed=d)
+                print(f"{k}: fast - plain {m:+.3f} ± {hw:.3f} (95 % t-interval over {len(d)} seeds, paired) -> "
+                      f"{'within noise' if abs(m) <= hw else 'differs'}")
     if a.json: json.dump(out, open(a.json, 'w'), indent=1)
