@@ -304,6 +304,6 @@ def test_acgan_head_learns_the_real_classes():
     with pytest.raises(ValueError, match='acgan_g'): WGANConfig(acgan_g=-1.)
 
 def test_acgan_off_is_the_plain_critic():
-    "acgan = 0 (the default): no class head, no auxiliary losses logged, the same history as before the option existed."
+    "acgan = 0 (the default): no class head and no auxiliary losses in the history."
     r = train_wgan(dict(TINY, steps=2, eval_every=1), toy())
     assert r.D.aux is None and 'l_aux_d' not in r.history[-1]
