@@ -27,6 +27,13 @@ def interval(v):
     m = statistics.mean(v)
     return m, (T95.get(len(v) - 1, 1.96) * statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else float('nan'))
 
+def save(res, f):
+    "Write `res` to `f` atomically, keeping the sweep runs other processes (--part) finished meanwhile."
+    if f.exists():
+        sw = res.setdefault('sweep', {})
+        sw.update({k: v for k, v in json.loads(f.read_text()).get('sweep', {}).items() if k not in sw})
+    atomic_write(f, json.dumps(res, indent=1))
+
 def run(cfg, out, **gan):
     t = time.time()
     r = train_wgan_from_config(dict(cfg, gan=dict(cfg['gan'], progress=False, **gan)), out)
@@ -85,9 +92,7 @@ if __name__ == '__main__':
             print(f"mu={mu:g} seed {s}: FD-L2 {m['fairness_discrepancy']:.4f} (hard {m['fd_l2_hard']:.4f}), "
                   f"cond. acc {m['conditional_accuracy']:.3f}, "
                   f"FID {m['fid_digits']:.2f}, {wall:.0f} s", flush=True)
-            if f.exists():  # other processes' finished runs (--part) are kept
-                sw.update({k: v for k, v in json.loads(f.read_text()).get('sweep', {}).items() if k not in sw})
-            atomic_write(f, json.dumps(res, indent=1))
+            save(res, f)
         missing = [f'mu{mu:g}/seed{s}' for s in a.seeds for mu in (0., a.mu) if f'mu{mu:g}/seed{s}/steps{steps}' not in sw]
         if missing: print(f"not summarised yet, runs missing: {missing} (another --part, or rerun)")
     if a.sweep and not missing:
@@ -107,8 +112,5 @@ if __name__ == '__main__':
         print(f"mu={a.mu:g} {verdict} (intervals {'disjoint' if hi1 < lo0 else 'overlap'}; "
               f"paired difference {d:+.4f} ± {hw:.4f})")
         res['sweep_summary'] = dict(summ, steps=steps, seeds=a.seeds, mu=a.mu, verdict=verdict)
-    if f.exists():
-        res.setdefault('sweep', {}).update({k: v for k, v in json.loads(f.read_text()).get('sweep', {}).items()
-                                            if k not in res.get('sweep', {})})
-    atomic_write(f, json.dumps(res, indent=1))
+    save(res, f)
     print(f"-> {f}")

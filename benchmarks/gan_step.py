@@ -12,11 +12,10 @@ other processes on the machine when --threads is 1; with more threads it also co
 Run it under the shared timing lock on the 2-core machine:
 `flock /tmp/xaimm_timing.lock nice -n 0 env OMP_NUM_THREADS=2 python benchmarks/gan_step.py`.
 """
-import argparse, json, math, statistics, time
+import argparse, json, time
 import torch
 from xaimm_nb.gan import WGANConfig, train_wgan, digits_gan_data
-
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # two-sided 95 % t quantiles by degrees of freedom
+from gan_digits import interval  # mean and 95 % t-interval half-width (this folder is on sys.path)
 
 def cfg(a, fast, steps, seed=0, **kw):
     return WGANConfig(g_dim=a.width, d_dim=a.width, bs=a.bs, n_critic=a.n_critic, lr_g=2e-4, lr_d=2e-4, steps=steps,
@@ -77,7 +76,7 @@ if __name__ == '__main__':
         if len(a.seeds) > 1:  # paired by seed: fast - plain, mean and 95 % t-interval half-width
             for k in ('conditional_accuracy', 'fid_digits'):
                 d = [q[f'fast/{s}'][k] - q[f'plain/{s}'][k] for s in a.seeds]
-                m, hw = statistics.mean(d), T95[len(d) - 1] * statistics.stdev(d) / math.sqrt(len(d))
+                m, hw = interval(d)
                 out[f'quality_diff_{k}'] = dict(mean=m, half_width=hw, per_seed=d)
                 print(f"{k}: fast - plain {m:+.3f} ± {hw:.3f} (95 % t-interval over {len(d)} seeds, paired) -> "
                       f"{'within noise' if abs(m) <= hw else 'differs'}")
